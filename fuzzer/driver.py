@@ -1,0 +1,109 @@
+"""The device driver's part, modelled on lib/test_hmm.c (dmirror): migrate a range to the
+device, the migrate_to_ram fault callback, and device eviction."""
+from __future__ import annotations
+
+from . import migrate as mv
+from .migrate import MIGRATE, VALID, WRITE, MigrateVma
+from .state import DEVICE, Kernel, MM, Page
+
+
+def _alloc_and_copy(k: Kernel, m: MigrateVma, to_device: str | None, fail_alloc=()):
+    """dmirror_migrate_alloc_and_copy / dmirror_devmem_fault_alloc_and_copy: allocate and
+    lock a destination for every entry marked MIGRATE, copy (or zero), set dst."""
+    for i in range(m.npages):
+        if not m.src[i] & MIGRATE:
+            continue
+        yield ("driver:alloc", ("dst", i))
+        if i in fail_alloc:
+            k.branch("driver:alloc_fail")
+            continue
+        if to_device is not None:
+            dpage = k.alloc_device_page(to_device, "driver:alloc")
+            if dpage is None:
+                k.branch("driver:pool_empty")
+                continue
+        else:
+            dpage = k.alloc_page("driver:alloc", owner="driver")
+            k._set_lock(dpage, "driver:alloc")
+        dpage.ident = "dst:%s#%d" % (m.mm.name, m.start + i)
+        spage = m.src_page[i]
+        if spage is not None:
+            if k.touch(spage, spage.gen, "driver:copy", "copy_highpage"):
+                dpage.data = spage.data
+        else:
+            dpage.data = 0
+        m.dst_page[i] = dpage
+        m.dst[i] = VALID | (WRITE if (m.src[i] & WRITE or
+                                      (spage is None and m.vma.writable)) else 0)
+
+
+def migrate_to_device(k: Kernel, mm: MM, start: int, end: int, device: str,
+                      fail_alloc=(), fail_isolate=(), bad_args: bool = False):
+    """The dmirror MIGRATE ioctl: mmap_read_lock, migrate_vma_setup over system memory,
+    allocate and copy, pages, map into the device, finalize. Returns (ret, migrated)."""
+    yield ("driver:mmap_lock", ("mmap", mm.name))
+    yield from k.mmap_read_lock(mm, "driver:mmap_lock")
+    vma = mm.vma_at(start)
+    # dmirror_migrate: "if (!vma || addr < vma->vm_start || !(vma->vm_flags & VM_READ))"
+    if vma is None or vma.prot == "none" or end > vma.end:
+        k.branch("driver:einval")
+        k.mmap_read_unlock(mm)
+        return mv.EINVAL, 0
+    m = MigrateVma(mm, vma, start, end, select_system=True, select_device=False,
+                   owner=device, has_arrays=not bad_args)
+    m.fail_isolate = frozenset(fail_isolate)
+    ret = yield from mv.setup(k, m)
+    if ret:
+        k.mmap_read_unlock(mm)
+        return ret, 0
+    yield from _alloc_and_copy(k, m, device, fail_alloc)
+    yield from mv.pages(k, m)
+    migrated = sum(1 for i in range(m.npages) if m.src[i] & MIGRATE and m.dst_page[i])
+    yield from mv.finalize(k, m)
+    k.mmap_read_unlock(mm)
+    return 0, migrated
+
+
+def devmem_fault(k: Kernel, mm: MM, vpn: int, page: Page, gen: int,
+                 fault_page: Page | None):
+    """dmirror_devmem_fault (the migrate_to_ram callback), called from do_swap_page with
+    the mmap lock held. Up to v6.0 it runs with no reference on ``page``."""
+    yield ("migrate_to_ram:zone_device_data", ("page", page.pfn))
+    # "rpage = vmf->page->zone_device_data": the first touch of the device page
+    if not k.touch(page, gen, "migrate_to_ram:zone_device_data",
+                   "migrate_to_ram reads zone_device_data"):
+        return
+    m = MigrateVma(mm, mm.vma_at(vpn), vpn, vpn + 1, select_system=False, select_device=True,
+                   owner=page.device, fault_page=fault_page)
+    ret = yield from mv.setup(k, m)
+    if ret:
+        return
+    yield from _alloc_and_copy(k, m, None)
+    yield from mv.pages(k, m)
+    yield from mv.finalize(k, m)
+
+
+def evict_device(k: Kernel, device: str):
+    """Device eviction: migrate every page of the device back to system memory, one run of
+    contiguous device entries at a time (the v5.x drivers' per-vma walk)."""
+    yield ("evict:start", ("dev", device))
+    for mm in list(k.mms.values()):
+        runs: list[list[int]] = []
+        for vpn in sorted(mm.ptes):
+            pte = mm.ptes[vpn]
+            if pte[0] == DEVICE and pte[1].device == device:
+                if runs and runs[-1][1] == vpn and mm.vma_at(vpn) is mm.vma_at(runs[-1][0]):
+                    runs[-1][1] = vpn + 1
+                else:
+                    runs.append([vpn, vpn + 1])
+        for start, end in runs:
+            yield ("evict:range", ("mmap", mm.name))
+            yield from k.mmap_read_lock(mm, "evict:mmap_lock")
+            m = MigrateVma(mm, mm.vma_at(start), start, end, select_system=False,
+                           select_device=True, owner=device)
+            ret = yield from mv.setup(k, m)
+            if not ret:
+                yield from _alloc_and_copy(k, m, None)
+                yield from mv.pages(k, m)
+                yield from mv.finalize(k, m)
+            k.mmap_read_unlock(mm)

@@ -1,0 +1,81 @@
+"""Run one input (scenario, variant, strategy) to a result: findings, trace hash, the exact
+schedule, coverage. The one entry point the CLI, the fuzzer and the workers use."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import oracles
+from .findings import Finding
+from .scenario import build, validate
+from .sched import Diverged, run
+from .strategies.recording import Recording
+from .strategies.replay import Replay, rle_decode, rle_encode
+from .variants import resolve_variant
+
+
+@dataclass
+class Result:
+    scenario: str
+    variant: str
+    strategy: str
+    seed: int | None
+    findings: list[Finding]
+    steps: int
+    preemptions: int
+    trace_hash: str
+    schedule: list[list[int]]            # run-length encoded actor choices
+    actors: list[str]
+    trace: list[tuple[int, str]] = field(repr=False, default_factory=list)
+    branches: list[str] = field(repr=False, default_factory=list)
+    pairs: list[tuple[str, str]] = field(repr=False, default_factory=list)
+    lock_edges: list[tuple] = field(repr=False, default_factory=list)
+    requested: int = 0
+    migrated: int = 0
+    kernel: object = field(repr=False, default=None)
+
+    def to_json(self, trace: bool = False) -> dict:
+        out = {
+            "scenario": self.scenario, "variant": self.variant, "strategy": self.strategy,
+            "seed": self.seed, "findings": [f.to_json() for f in self.findings],
+            "steps": self.steps, "preemptions": self.preemptions,
+            "trace_hash": self.trace_hash, "actors": self.actors,
+            "migrated": self.migrated, "requested": self.requested,
+        }
+        if trace:
+            out["trace"] = [[self.actors[i], site] for i, site in self.trace]
+        return out
+
+
+def execute(scenario: dict, variant, strategy, *, seed: int | None = None,
+            check: bool = True) -> Result:
+    """Run one execution. ``strategy`` is any object of the Strategy protocol; with a
+    ``Replay`` strategy a schedule that does not fit raises ``Diverged``."""
+    if check:
+        validate(scenario)
+    vname, sw = resolve_variant(variant)
+    built = build(scenario, sw)
+    k = built.kernel
+    rec = Recording(strategy)
+    st = run(k, built.actors, rec, built.max_steps)
+    if isinstance(strategy, Replay) and strategy.unused():
+        raise Diverged(st.steps, f"the execution ended but the schedule has "
+                                 f"{strategy.unused()} more step(s)")
+    if st.deadlocked:
+        oracles.deadlock(k, st.blocked)
+    elif st.hung:
+        oracles.hang(k, st.blocked, built.max_steps)
+    else:
+        oracles.end_state(k)
+    return Result(
+        scenario=scenario["name"], variant=vname, strategy=rec.name, seed=seed,
+        findings=k.findings, steps=st.steps, preemptions=st.preemptions,
+        trace_hash=st.trace_hash(), schedule=rle_encode(rec.choices),
+        actors=[a.name for a in built.actors], trace=st.trace,
+        branches=list(k.branches), pairs=list(st.pairs), lock_edges=k.lock_edges,
+        requested=built.requested, migrated=built.migrated, kernel=k)
+
+
+def replay(scenario: dict, variant, schedule: list[list[int]], **kw) -> Result:
+    """Replay a stored schedule exactly (raises Diverged if it no longer fits)."""
+    names = [a["name"] for a in scenario["actors"]]
+    return execute(scenario, variant, Replay(rle_decode(schedule), names), **kw)

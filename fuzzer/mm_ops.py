@@ -1,0 +1,534 @@
+"""The other actors that meet a running migration: CPU accesses with their fault paths,
+GUP pins, compaction, reclaim, MADV_DONTNEED and fork (kernel-model.md section 3)."""
+from __future__ import annotations
+
+from .driver import devmem_fault
+from .state import (DEVICE, MIGRATION, NONE, PRESENT, SWAP, ZERO, Kernel, MM, Page)
+
+
+# ---- CPU access ------------------------------------------------------------------------
+
+def check_read(k: Kernel, key: tuple, value: int, site: str, stale: bool = False) -> None:
+    if k.zaps_inflight.get(key):
+        return      # racing with MADV_DONTNEED: the old data, zeroes or a new write are all fine
+    exp = k.expect.get(key)
+    if exp is not None and value not in exp:
+        report_lost_write(k, key, value, exp, site, stale)
+    else:
+        k.expect[key] = frozenset((value,))   # a racing write's outcome is now known
+
+
+def report_lost_write(k: Kernel, key: tuple, value: int, exp: frozenset, site: str,
+                      stale_read: bool = False) -> None:
+    how = k.last_write.get(key, "initial")
+    # one bucket for both faces of a stale TLB entry: the write it swallowed, the old data
+    # it still shows
+    if how == "stale-tlb":
+        title = ("LOST_WRITE: a write through a stale TLB entry (pte already cleared, "
+                 "flush still pending) never reached the page that is mapped now")
+        sites = ("stale-tlb",)
+    elif stale_read:
+        title = ("LOST_WRITE: a read through a stale TLB entry (pte already cleared, "
+                 "flush still pending) returned data the address no longer holds")
+        sites = ("stale-tlb",)
+    else:
+        origin = k.origin.get(key, "initial")
+        title = (f"LOST_WRITE: read at {site} returned data older than the last write "
+                 f"(page filled by {origin})")
+        sites = ("read-after:" + origin,)
+    k.report("LOST_WRITE", title, sites, address=list(key), read=value,
+             expected=sorted(exp))
+
+
+def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):
+    """One user load or store: TLB hit, else a hardware walk, else a page fault and retry.
+    Returns False on SIGSEGV."""
+    key = k.mem_key(mm, vpn)
+    tlb = k.tlbs[actor.cpu]
+    tkey = (mm.name, vpn)
+    while True:
+        yield ("cpu:write" if write else "cpu:read", tkey)
+        ent = tlb.get(tkey)
+        if ent is not None and (not write or (ent[2] and ent[3])):
+            page, gen = ent[0], ent[1]
+            pte = mm.pte(vpn)
+            stale = not (pte[0] == PRESENT and pte[1] is page)
+            site = "cpu:tlb_write" if write else "cpu:tlb_read"
+            if not k.touch(page, gen, site, "CPU access through a TLB entry"):
+                return True
+            if write:
+                page.data = value
+                k.expect_write(key, value, "stale-tlb" if stale else "tlb")
+            else:
+                check_read(k, key, page.data, site, stale)
+            return True
+        pte = mm.pte(vpn)             # the hardware walk reads the pte without locks
+        if pte[0] == PRESENT and (not write or pte[2]):
+            page = pte[1]
+            if write and not pte[3]:
+                k.set_pte(mm, vpn, (PRESENT, page, True, True))
+            tlb[tkey] = (page, page.gen, pte[2], write or pte[3])
+            if not k.touch(page, page.gen, "cpu:walk", "CPU access through a pte"):
+                return True
+            if write:
+                page.data = value
+                k.expect_write(key, value, "pte")
+            else:
+                check_read(k, key, page.data, "cpu:walk")
+            return True
+        if pte[0] == ZERO and not write:
+            check_read(k, key, 0, "cpu:zero_page")
+            return True
+        ok = yield from handle_fault(k, actor, mm, vpn, write)
+        if not ok:
+            k.branch("fault:sigsegv")
+            return False
+
+
+def handle_fault(k: Kernel, actor, mm: MM, vpn: int, write: bool):
+    """handle_mm_fault under the mmap read lock. Returns False for SIGSEGV; True means
+    'retry the access'."""
+    yield ("fault:mmap_lock", ("mmap", mm.name))
+    yield from k.mmap_read_lock(mm, "fault:mmap_lock")
+    vma = mm.vma_at(vpn)
+    if vma is None or vma.prot == "none" or (write and not vma.writable):
+        k.mmap_read_unlock(mm)
+        return False
+    orig = mm.pte(vpn)                # vmf->orig_pte, read without the PTL
+    kind = orig[0]
+    if kind == NONE:
+        if vma.shared:
+            yield from shmem_fault(k, mm, vpn)
+        else:
+            yield from do_anonymous_page(k, mm, vpn, write)
+    elif kind == ZERO or kind == PRESENT:
+        if write:
+            yield from do_wp_page(k, actor, mm, vpn)
+    elif kind == SWAP:
+        yield from do_swap_page(k, mm, vpn, orig, write)
+    elif kind == MIGRATION:
+        yield from migration_entry_wait(k, mm, vpn)
+    elif kind == DEVICE:
+        yield from device_private_fault(k, mm, vpn, orig)
+    k.mmap_read_unlock(mm)
+    return True
+
+
+def do_anonymous_page(k: Kernel, mm: MM, vpn: int, write: bool):
+    key = k.mem_key(mm, vpn)
+    if not write:
+        yield from k.lock_ptl(mm, "fault:anon_zero")
+        if mm.pte(vpn)[0] == NONE:
+            k.set_pte(mm, vpn, (ZERO, None, False, False))
+            k.origin[key] = "zero-page"
+        k.unlock_ptl(mm)
+        return
+    page = k.alloc_page("fault:anon_alloc", owner="map")
+    page.ident = "anon:%s#%d" % (mm.name, vpn)
+    yield ("fault:anon_map", (mm.name, vpn))
+    yield from k.lock_ptl(mm, "fault:anon_map")
+    if mm.pte(vpn)[0] != NONE:
+        k.branch("fault:anon_raced")
+        k.unlock_ptl(mm)
+        k.put(page, "map", "fault:anon_raced")
+        return
+    page.mapcount = 1
+    k.lru_cache_add(page, "fault:anon_map")
+    k.set_pte(mm, vpn, (PRESENT, page, True, True))
+    k.origin[key] = "zero-fill"
+    k.unlock_ptl(mm)
+
+
+def shmem_fault(k: Kernel, mm: MM, vpn: int):
+    vma = mm.vma_at(vpn)
+    skey = (vma.shm, vpn - vma.start)
+    page = k.shm.get(skey)
+    if page is None:
+        page = k.alloc_page("shmem:alloc", owner="pagecache")
+        page.mapping = "shmem"
+        page.ident = "shm:%s#%d" % skey
+        k.shm[skey] = page
+        k.lru_cache_add(page, "shmem:alloc")
+    yield ("fault:shmem_map", (mm.name, vpn))
+    yield from k.lock_ptl(mm, "fault:shmem_map")
+    if mm.pte(vpn)[0] == NONE:
+        k.get(page, "map", "fault:shmem_map")
+        page.mapcount += 1
+        k.set_pte(mm, vpn, (PRESENT, page, vma.writable, False))
+    k.unlock_ptl(mm)
+
+
+def do_wp_page(k: Kernel, actor, mm: MM, vpn: int):
+    """Write to a read-only pte (or the zero page): reuse the page if nobody else can see
+    it, else copy it."""
+    key = k.mem_key(mm, vpn)
+    vma = mm.vma_at(vpn)
+    yield from k.lock_ptl(mm, "fault:wp")
+    pte = mm.pte(vpn)
+    if pte[0] == PRESENT and pte[2]:
+        k.unlock_ptl(mm)
+        return
+    if pte[0] == PRESENT:
+        page = pte[1]
+        if vma.shared:
+            k.set_pte(mm, vpn, (PRESENT, page, True, True))
+            k.unlock_ptl(mm)
+            return
+        if page.batch_cpu == actor.cpu:
+            k.lru_add_drain(actor.cpu)
+        # "if (page_count(page) > 1 + PageSwapCache(page)) goto copy"; the page stays in
+        # the swap cache, as with PageAnonExclusive reuse (5.19+) or writeback (5.15)
+        if page.mapcount == 1 and page.refcount == 1 + (page.mapping == "swapcache"):
+            k.branch("fault:wp_reuse")
+            k.set_pte(mm, vpn, (PRESENT, page, True, True))
+            k.unlock_ptl(mm)
+            return
+        k.get(page, "cow", "fault:wp_copy")
+    elif pte[0] != ZERO:
+        k.unlock_ptl(mm)
+        return
+    else:
+        page = None
+    k.unlock_ptl(mm)
+    new = k.alloc_page("fault:wp_alloc", owner="map")
+    new.ident = "cow:%s#%d" % (mm.name, vpn)
+    if page is not None:
+        yield ("fault:wp_copy", ("page", page.pfn))
+        if k.touch(page, page.gen, "fault:wp_copy", "copy on write"):
+            new.data = page.data
+    yield ("fault:wp_map", (mm.name, vpn))
+    yield from k.lock_ptl(mm, "fault:wp_map")
+    if mm.pte(vpn) == pte:
+        k.flush_tlb_range(mm, vpn, vpn + 1)
+        new.mapcount = 1
+        k.lru_cache_add(new, "fault:wp_map")
+        k.set_pte(mm, vpn, (PRESENT, new, True, True))
+        k.origin[key] = "cow"
+        if page is not None:
+            page.mapcount -= 1
+            k.put(page, "map", "fault:wp_unmap_old")
+    else:
+        k.branch("fault:wp_raced")
+        k.put(new, "map", "fault:wp_raced")
+    k.unlock_ptl(mm)
+    if page is not None:
+        k.put(page, "cow", "fault:wp_copy_done")
+
+
+def do_swap_page(k: Kernel, mm: MM, vpn: int, orig: tuple, write: bool):
+    """Swap-in: find or read the page into the swap cache, lock it, recheck the pte, map."""
+    key = k.mem_key(mm, vpn)
+    slot = orig[1]
+    page = k.swapcache.get(slot)
+    if page is None:
+        if slot not in k.swap:
+            return
+        page = k.alloc_page("swapin:alloc", owner="map")
+        page.ident = "swap:%d" % slot
+        page.data = k.swap[slot][0]
+        page.mapping = "swapcache"
+        page.swap_slot = slot
+        k.swapcache[slot] = page
+        k.get(page, "swapcache", "swapin:add_to_swap_cache")
+        k.lru_cache_add(page, "swapin:alloc")
+    else:
+        k.get(page, "map", "swapin:lookup")
+    yield ("fault:swap_lock_page", ("page", page.pfn))
+    yield from k.lock_page(page, "fault:swap_lock_page")
+    yield ("fault:swap_map", (mm.name, vpn))
+    yield from k.lock_ptl(mm, "fault:swap_map")
+    if mm.pte(vpn) != orig or page.swap_slot != slot:
+        k.branch("fault:swap_raced")
+        k.unlock_ptl(mm)
+        k.unlock(page, "fault:swap_raced")
+        k.put(page, "map", "fault:swap_raced")
+        return
+    exclusive = k.swap[slot][1] <= 1
+    writable = write and exclusive
+    page.mapcount += 1
+    k.set_pte(mm, vpn, (PRESENT, page, writable, writable))
+    k.origin[key] = "swap-in"
+    k.swap_free(slot)
+    k.unlock_ptl(mm)
+    k.unlock(page, "fault:swap_unlock")
+
+
+def migration_entry_wait(k: Kernel, mm: MM, vpn: int):
+    """Wait for the page behind a migration entry to be unlocked, then retry the fault."""
+    yield from k.lock_ptl(mm, "fault:migration_wait")
+    pte = mm.pte(vpn)
+    if pte[0] != MIGRATION:
+        k.unlock_ptl(mm)
+        return
+    page = pte[1]
+    if k.sw.wait_takes_ref:
+        # __migration_entry_wait: get_page_unless_zero, drop the PTL, then
+        # put_and_wait_on_page_locked drops the reference once queued
+        if not k.get_unless_zero(page, "wait", "fault:migration_wait_ref"):
+            k.unlock_ptl(mm)
+            return
+        k.unlock_ptl(mm)
+        yield ("fault:migration_wait_put", ("page", page.pfn))
+        k.put(page, "wait", "fault:migration_wait_put")
+    else:
+        k.unlock_ptl(mm)       # migration_entry_wait_on_locked: queued, then the PTL drops
+    k.branch("fault:migration_wait")
+    yield from k.wait_unlocked(page, "fault:migration_wait")
+
+
+def device_private_fault(k: Kernel, mm: MM, vpn: int, orig: tuple):
+    """do_swap_page on a device-private entry: call the driver's migrate_to_ram."""
+    page = orig[1]
+    gen = page.gen
+    if not k.sw.dp_fault_pins:
+        # up to v6.0: no reference, no lock, no PTL while the callback runs
+        yield from devmem_fault(k, mm, vpn, page, gen, None)
+        return
+    yield from k.lock_ptl(mm, "fault:dp_recheck")
+    if mm.pte(vpn) != orig:
+        k.branch("fault:dp_raced")
+        k.unlock_ptl(mm)
+        return
+    k.get(page, "fault", "fault:dp_pin")
+    k.unlock_ptl(mm)
+    yield from devmem_fault(k, mm, vpn, page, gen, page)
+    k.put(page, "fault", "fault:dp_unpin")
+
+
+# ---- GUP ---------------------------------------------------------------------------------
+
+def gup_pin(k: Kernel, actor, mm: MM, vpn: int, write: bool):
+    """pin_user_pages for one page: fault it in (as a CPU would) and take a pin."""
+    while True:
+        yield ("gup:follow_page", (mm.name, vpn))
+        yield from k.lock_ptl(mm, "gup:follow_page")
+        pte = mm.pte(vpn)
+        if pte[0] == PRESENT and (not write or pte[2]):
+            k.get(pte[1], "pin", "gup:pin")
+            actor.pins.append(pte[1])
+            k.unlock_ptl(mm)
+            return
+        k.unlock_ptl(mm)
+        ok = yield from handle_fault(k, actor, mm, vpn, write)
+        if not ok:
+            return
+
+
+def gup_unpin(k: Kernel, actor):
+    for page in list(actor.pins):
+        yield ("gup:unpin", ("page", page.pfn))
+        actor.pins.remove(page)
+        k.put(page, "pin", "gup:unpin")
+
+
+def gup_fast(k: Kernel, mm: MM, vpn: int):
+    """get_user_pages_fast for a short I/O: reference, recheck the pte, drop."""
+    yield ("gup_fast:read_pte", (mm.name, vpn))
+    pte = mm.pte(vpn)
+    if pte[0] != PRESENT:
+        return
+    page = pte[1]
+    if not k.get_unless_zero(page, "gup_fast", "gup_fast:get"):
+        return
+    yield ("gup_fast:recheck", (mm.name, vpn))
+    if mm.pte(vpn)[1] is not page:
+        k.branch("gup_fast:pte_changed")
+        k.put(page, "gup_fast", "gup_fast:pte_changed")
+        return
+    yield ("gup_fast:io", ("page", page.pfn))
+    k.put(page, "gup_fast", "gup_fast:done")
+
+
+# ---- compaction and reclaim --------------------------------------------------------------
+
+def _pages_mapped_at(k: Kernel, mm: MM, start: int, end: int) -> list[Page]:
+    out = []
+    for vpn in range(start, end):
+        pte = mm.pte(vpn)
+        if pte[0] == PRESENT and pte[1] not in out:
+            out.append(pte[1])
+    return out
+
+
+def compact(k: Kernel, mm: MM, start: int, end: int):
+    """isolate_migratepages_block on the pages behind a range: a speculative reference and
+    TestClearPageLRU; then the page is locked one at a time and put back (compaction's own
+    migration of it is not modelled: it never holds two page locks, so it adds no cycle)."""
+    yield ("compact:scan", ("mm", mm.name))
+    for page in _pages_mapped_at(k, mm, start, end):
+        yield ("compact:get", ("page", page.pfn))
+        if not k.get_unless_zero(page, "compact", "compact:get"):
+            continue
+        yield ("compact:isolate", ("page", page.pfn))
+        if not page.lru:
+            k.put(page, "compact", "compact:not_lru")
+            continue
+        page.lru = False
+        page.isolated = True
+        yield ("compact:trylock", ("page", page.pfn))
+        if k.trylock(page, "compact:trylock"):
+            yield ("compact:migrate", ("page", page.pfn))
+            k.unlock(page, "compact:unlock")
+        page.isolated = False
+        k.putback_lru_page(page, "compact:putback", owner="compact")
+
+
+def reclaim(k: Kernel, mm: MM, start: int, end: int):
+    """shrink_page_list on the pages behind a range: isolate, trylock, add to swap, unmap
+    (moving pte dirty bits to the page), write out dirty pages, and drop clean swapcache
+    pages whose only references are the swap cache's and the isolation's."""
+    yield ("reclaim:scan", ("mm", mm.name))
+    k.lru_add_drain_all()
+    for page in _pages_mapped_at(k, mm, start, end):
+        yield ("reclaim:isolate", ("page", page.pfn))
+        if page.device or not k.isolate_lru_page(page, "reclaim:isolate"):
+            continue
+        yield ("reclaim:trylock", ("page", page.pfn))
+        if not k.trylock(page, "reclaim:trylock"):
+            k.putback_lru_page(page, "reclaim:putback")
+            continue
+        if page.mapping == "shmem":
+            k.unlock(page, "reclaim:unlock")
+            k.putback_lru_page(page, "reclaim:putback")
+            continue
+        if page.mapping is None:
+            slot = k.swap_alloc(page.data)
+            page.mapping = "swapcache"
+            page.swap_slot = slot
+            k.swapcache[slot] = page
+            k.get(page, "swapcache", "reclaim:add_to_swap")
+            page.dirty = True
+        slot = page.swap_slot
+        for tmm, vpn in k.rmap(page, (PRESENT,)):
+            yield ("reclaim:unmap", (tmm.name, vpn))
+            yield from k.lock_ptl(tmm, "reclaim:unmap")
+            pte = tmm.pte(vpn)
+            if pte[0] == PRESENT and pte[1] is page:
+                k.flush_tlb_range(tmm, vpn, vpn + 1)
+                if pte[3]:
+                    page.dirty = True
+                k.set_pte(tmm, vpn, (SWAP, slot, False, False))
+                k.swap[slot][1] += 1
+                page.mapcount -= 1
+                k.put(page, "map", "reclaim:unmap")
+            k.unlock_ptl(tmm)
+        if page.mapcount:
+            k.branch("reclaim:still_mapped")
+            k.unlock(page, "reclaim:unlock")
+            k.putback_lru_page(page, "reclaim:putback")
+            continue
+        if page.dirty:
+            yield ("reclaim:pageout", ("page", page.pfn))
+            k.swap[slot][0] = page.data
+            page.dirty = False
+        if page.refcount != 2:          # __remove_mapping: isolation + swap cache only
+            k.branch("reclaim:busy")
+            k.unlock(page, "reclaim:unlock")
+            k.putback_lru_page(page, "reclaim:putback")
+            continue
+        yield ("reclaim:drop", ("page", page.pfn))
+        if page.data != k.swap[slot][0]:
+            k.report("LOST_WRITE",
+                     "LOST_WRITE: reclaim dropped a clean swapcache page whose data differs "
+                     "from swap (its dirty bit was lost)", ("reclaim:drop_clean",),
+                     pfn=page.pfn)
+        k.branch("reclaim:dropped")
+        del k.swapcache[slot]
+        page.mapping = None
+        page.swap_slot = None
+        k.put(page, "swapcache", "reclaim:delete_from_swap_cache")
+        k.unlock(page, "reclaim:unlock")
+        k.put(page, "isolate", "reclaim:free")
+        if k.swap[slot][1] <= 0:
+            del k.swap[slot]
+
+
+# ---- MADV_DONTNEED and fork --------------------------------------------------------------
+
+def zap(k: Kernel, mm: MM, start: int, end: int):
+    """MADV_DONTNEED (zap_pte_range) under the mmap read lock; pages are released only after
+    the TLB flush (mmu_gather)."""
+    yield ("zap:mmap_lock", ("mmap", mm.name))
+    yield from k.mmap_read_lock(mm, "zap:mmap_lock")
+    keys = [k.mem_key(mm, vpn) for vpn in range(start, end)]
+    for key in keys:
+        k.zaps_inflight[key] = k.zaps_inflight.get(key, 0) + 1
+    yield from k.lock_ptl(mm, "zap:ptl")
+    gathered: list[Page] = []
+    for vpn, key in zip(range(start, end), keys):
+        yield ("zap:pte", (mm.name, vpn))
+        pte = mm.pte(vpn)
+        kind = pte[0]
+        if kind == NONE:
+            continue
+        vma = mm.vma_at(vpn)
+        k.set_pte(mm, vpn, (NONE, None, False, False))
+        if kind == PRESENT:
+            page = pte[1]
+            if vma.shared and pte[3]:
+                page.dirty = True
+            page.mapcount -= 1
+            gathered.append(page)
+        elif kind == MIGRATION:
+            k.branch("zap:migration_entry")     # no reference to drop
+        elif kind == DEVICE:
+            pte[1].mapcount -= 1
+            k.put(pte[1], "map", "zap:device_entry")
+        elif kind == SWAP:
+            k.swap_free(pte[1])
+        if not vma.shared:
+            k.expect_zapped(key)
+            k.origin[key] = "zap"
+    k.unlock_ptl(mm)
+    if gathered:
+        yield ("zap:flush", (mm.name, "tlb"))
+        k.flush_tlb_range(mm, start, end)
+        for page in gathered:
+            k.put(page, "map", "zap:free_pages")
+    for key in keys:
+        k.zaps_inflight[key] -= 1
+    k.mmap_read_unlock(mm)
+
+
+def fork(k: Kernel, parent: MM, child_name: str):
+    """fork(): copy the address space under the parent's mmap write lock; private pages
+    become shared copy-on-write, migration and device entries are copied as the kernel
+    does (copy_nonpresent_pte)."""
+    yield ("fork:mmap_lock", ("mmap", parent.name))
+    yield from k.mmap_write_lock(parent, "fork:mmap_lock")
+    child = MM(child_name)
+    from .state import Vma
+    child.vmas = [Vma(v.start, v.end, v.prot, v.shared, v.special, v.shm) for v in parent.vmas]
+    k.mms[child_name] = child
+    yield from k.lock_ptl(parent, "fork:ptl")
+    for vpn in sorted(parent.ptes):
+        yield ("fork:copy_pte", (parent.name, vpn))
+        pte = parent.ptes[vpn]
+        kind = pte[0]
+        shared = parent.vma_at(vpn).shared
+        if kind == PRESENT or kind == DEVICE:
+            page = pte[1]
+            k.get(page, "map", "fork:copy_pte")
+            page.mapcount += 1
+            if shared:
+                child.ptes[vpn] = pte
+            else:
+                wp = (kind, page, False, pte[3] if kind == PRESENT else False)
+                k.set_pte(parent, vpn, wp)
+                k.set_pte(child, vpn, wp)
+        elif kind == MIGRATION:
+            ro = (MIGRATION, pte[1], False, False)
+            k.set_pte(parent, vpn, ro, parent.mig_sites.get(vpn, "fork"))
+            k.set_pte(child, vpn, ro, "fork:copy_migration_entry")
+        elif kind == SWAP:
+            k.swap[pte[1]][1] += 1
+            child.ptes[vpn] = pte
+        else:
+            child.ptes[vpn] = pte
+    for key in [key for key in k.expect if key[0] == parent.name]:
+        ck = (child_name, key[1])
+        k.expect[ck] = k.expect[key]
+        k.origin[ck] = k.origin.get(key, "initial")
+    k.unlock_ptl(parent)
+    k.flush_tlb_range(parent, 0, 1 << 30)      # dup_mmap: flush_tlb_mm(oldmm)
+    k.mmap_write_unlock(parent)

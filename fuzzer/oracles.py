@@ -1,0 +1,132 @@
+"""Oracles that look at a whole execution: the deadlock analysis when no actor can run, the
+step bound, and the end-state checks once every actor has finished. (Oracles that fire
+during the run, such as use-after-free and refcount underflow, live in the primitives.)"""
+from __future__ import annotations
+
+from .state import DEVICE, MIGRATION, NONE, PRESENT, SWAP, Kernel
+from .mm_ops import report_lost_write
+
+# references that a page may legitimately still hold once every actor has finished
+_RESIDENT = ("map", "swapcache", "pagecache", "pgmap")
+
+
+def _resource_site(k: Kernel, obj) -> str:
+    kind, name = obj
+    if kind == "page":
+        return k.pages[name].lock_site
+    if kind == "ptl":
+        return k.mms[name].ptl_site
+    return f"{kind}-lock"
+
+
+def deadlock(k: Kernel, blocked: list) -> None:
+    """No enabled actor while some are unfinished: report the wait-for cycle, or the
+    orphaned lock whose holder has finished."""
+    waiting = {a.name: (a, w) for a, w in blocked}
+    for a, w in blocked:
+        # follow holders from a until we return to a, or leave the blocked set
+        path, cur = [a.name], a.name
+        while True:
+            holders = [h for h in waiting[cur][1].holders() if h is not None]
+            nxt = next((h for h in holders if h in waiting), None)
+            if nxt is None:
+                break
+            if nxt in path:
+                cycle = path[path.index(nxt):]
+                edges = []
+                for name in cycle:
+                    act, wt = waiting[name]
+                    edges.append((wt.site, _resource_site(k, wt.obj), wt.what))
+                parts = [f"{n} waits at {s} for a {what} taken at {held}"
+                         for n, (s, held, what) in zip(cycle, edges)]
+                k.report("DEADLOCK", "DEADLOCK: " + "; ".join(parts),
+                         tuple(sorted(f"{s}<-{held}" for s, held, _ in edges)),
+                         cycle=cycle)
+                return
+            path.append(nxt)
+            cur = nxt
+    a, w = blocked[0]
+    holders = [h for h in w.holders() if h is not None]
+    held = _resource_site(k, w.obj)
+    k.report("DEADLOCK",
+             f"DEADLOCK: {a.name} waits at {w.site} for a {w.what} taken at {held} by "
+             f"{', '.join(holders) or 'nobody'}, which finished without releasing it",
+             (w.site, held, "orphaned"), holders=holders)
+
+
+def hang(k: Kernel, blocked: list, max_steps: int) -> None:
+    sites = sorted({(w.site if w is not None else a.pending[0]) for a, w in blocked})
+    k.report("HANG", f"HANG: no end within {max_steps} steps; still running at "
+             + ", ".join(sites), tuple(sites))
+
+
+def value_at(k: Kernel, mm, vpn: int):
+    """What a read of (mm, vpn) would return now, without side effects."""
+    pte = mm.pte(vpn)
+    kind = pte[0]
+    if kind in (PRESENT, DEVICE, MIGRATION):
+        return pte[1].data
+    if kind == SWAP:
+        page = k.swapcache.get(pte[1])
+        return page.data if page is not None else k.swap[pte[1]][0]
+    vma = mm.vma_at(vpn)
+    if kind == NONE and vma is not None and vma.shared:
+        page = k.shm.get((vma.shm, vpn - vma.start))
+        return page.data if page is not None else 0
+    return 0
+
+
+def end_state(k: Kernel) -> None:
+    """Every actor finished: drain the LRU batches, then check locks, references, LRU
+    isolation, leftover migration entries and the data each address should hold."""
+    k.cur = None
+    k.lru_add_drain_all()
+    for page in k.pages.values():
+        if page.free:
+            continue
+        if page.locked_by is not None:
+            k.report("LOCK_LEAK", f"LOCK_LEAK: page locked at {page.lock_site} by "
+                     f"{page.locked_by} was never unlocked", (page.lock_site,), pfn=page.pfn)
+        if page.isolated:
+            site = (page.refs.get("isolate") or ["?"])[-1]
+            k.report("LRU_LEAK", f"LRU_LEAK: page isolated at {site} was never put back",
+                     (site,), pfn=page.pfn)
+        for owner, sites in page.refs.items():
+            if not sites or owner in _RESIDENT or (owner == "isolate" and page.isolated):
+                continue
+            k.report("REFCOUNT_LEAK", f"REFCOUNT_LEAK: {owner} reference taken at "
+                     f"{sites[-1]} was never dropped", (owner, sites[-1]), pfn=page.pfn,
+                     audit=page_audit(k, page.pfn))
+        maps = len(page.refs.get("map", ()))
+        if maps > page.mapcount:
+            site = page.refs["map"][-1]
+            k.report("REFCOUNT_LEAK", f"REFCOUNT_LEAK: mapping reference taken at {site} "
+                     f"outlived its mapping", ("map", site), pfn=page.pfn,
+                     audit=page_audit(k, page.pfn))
+    for mm in k.mms.values():
+        for vpn, pte in mm.ptes.items():
+            if pte[0] == MIGRATION:
+                site = mm.mig_sites.get(vpn, "?")
+                k.report("STALE_MIGRATION_ENTRY", f"STALE_MIGRATION_ENTRY: migration entry "
+                         f"installed at {site} was left behind", (site,),
+                         address=[mm.name, vpn])
+            elif pte[0] in (PRESENT, DEVICE) and pte[1].free:
+                k.report("USE_AFTER_FREE", f"USE_AFTER_FREE: a pte still maps a page freed "
+                         f"at {pte[1].free_site}", ("pte-maps-freed", pte[1].free_site),
+                         address=[mm.name, vpn])
+    for key, exp in list(k.expect.items()):
+        if key[0] == "shm":
+            continue
+        mm = k.mms.get(key[0])
+        if mm is None:
+            continue
+        value = value_at(k, mm, key[1])
+        if value not in exp:
+            report_lost_write(k, key, value, exp, "final check")
+
+
+def page_audit(k: Kernel, pfn: int) -> list[list]:
+    """The page_ref-style log of one page: step, actor, site, operation, refcount,
+    mapcount."""
+    return [[s, who, site, op, ref, mc] for s, who, site, p, op, ref, mc in k.audit
+            if p == pfn]

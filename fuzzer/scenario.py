@@ -1,0 +1,338 @@
+"""Scenarios as data: the memory layout, devices and actor programs of one execution.
+
+A scenario is a JSON-able dict. ``validate`` checks it strictly (one clear line per error);
+``build`` turns it into a Kernel and actors for the scheduler. Built-in scenarios live in
+``corpus/scenarios``; generated ones obey the same schema.
+"""
+from __future__ import annotations
+
+from . import driver, mm_ops
+from .findings import Finding
+from .sched import Actor
+from .state import DEVICE, PRESENT, SWAP, ZERO, Kernel, MM, Vma
+from .variants import Switches
+
+MAX_PAGES = 256          # per vma: bounds the work of one execution
+MAX_ACTORS = 16
+MAX_PROGRAM = 64
+DEFAULT_MAX_STEPS = 20000
+
+OPS = {
+    # op: (required keys, optional keys)
+    "migrate": ({"mm", "start", "npages"},
+                {"device", "fail_alloc", "fail_isolate", "bad_args", "expect"}),
+    "evict": (set(), {"device"}),
+    "read": ({"mm", "start", "npages"}, {"repeat"}),
+    "write": ({"mm", "start", "npages"}, {"value", "repeat"}),
+    "zap": ({"mm", "start", "npages"}, set()),
+    "fork": ({"mm", "child"}, set()),
+    "pin": ({"mm", "start", "npages"}, {"write"}),
+    "unpin": (set(), set()),
+    "gup_fast": ({"mm", "start", "npages"}, set()),
+    "compact": ({"mm", "start", "npages"}, set()),
+    "reclaim": ({"mm", "start", "npages"}, set()),
+}
+STATES = ("none", "zero", "present", "device", "swapped")
+
+
+class ScenarioError(ValueError):
+    """A scenario that does not fit the schema."""
+
+
+def _int(d: dict, key: str, where: str, lo: int = 0, hi: int = 1 << 20) -> int:
+    v = d.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ScenarioError(f"{where}: {key!r} must be an integer in [{lo}, {hi}]")
+    return v
+
+
+def _keys(d, required: set, optional: set, where: str) -> None:
+    if not isinstance(d, dict):
+        raise ScenarioError(f"{where}: expected an object")
+    missing = required - d.keys()
+    if missing:
+        raise ScenarioError(f"{where}: missing {', '.join(sorted(missing))}")
+    extra = d.keys() - required - optional
+    if extra:
+        raise ScenarioError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+
+
+def validate(sc: dict) -> dict:
+    """Check a scenario against the schema; return it unchanged or raise ScenarioError."""
+    _keys(sc, {"name", "mms", "actors"},
+          {"description", "kind", "devices", "layout", "max_steps"}, "scenario")
+    if not isinstance(sc["name"], str) or not sc["name"]:
+        raise ScenarioError("scenario: 'name' must be a non-empty string")
+    devices = sc.get("devices", [{"name": "dev0", "pages": 16}])
+    if not isinstance(devices, list) or not devices:
+        raise ScenarioError("scenario: 'devices' must be a non-empty list")
+    devnames = []
+    for j, d in enumerate(devices):
+        _keys(d, {"name", "pages"}, set(), f"devices[{j}]")
+        _int(d, "pages", f"devices[{j}]", 1, MAX_PAGES)
+        devnames.append(d["name"])
+    if not isinstance(sc["mms"], list) or not sc["mms"]:
+        raise ScenarioError("scenario: 'mms' must be a non-empty list")
+    vmas: dict[str, list[tuple[int, int]]] = {}
+    for j, mm in enumerate(sc["mms"]):
+        _keys(mm, {"name", "vmas"}, set(), f"mms[{j}]")
+        if not isinstance(mm["name"], str) or mm["name"] in vmas:
+            raise ScenarioError(f"mms[{j}]: 'name' must be a unique string")
+        if not isinstance(mm["vmas"], list) or not mm["vmas"]:
+            raise ScenarioError(f"mms[{j}]: 'vmas' must be a non-empty list")
+        spans = []
+        for q, v in enumerate(mm["vmas"]):
+            w = f"mms[{j}].vmas[{q}]"
+            _keys(v, {"start", "npages"}, {"prot", "shared", "special"}, w)
+            s, n = _int(v, "start", w), _int(v, "npages", w, 1, MAX_PAGES)
+            if v.get("prot", "rw") not in ("rw", "r", "none"):
+                raise ScenarioError(f"{w}: 'prot' must be rw, r or none")
+            for key in ("shared", "special"):
+                if not isinstance(v.get(key, False), bool):
+                    raise ScenarioError(f"{w}: {key!r} must be true or false")
+            if any(s < e2 and s2 < s + n for s2, e2 in spans):
+                raise ScenarioError(f"{w}: overlaps another vma")
+            spans.append((s, s + n))
+        vmas[mm["name"]] = spans
+
+    def in_vmas(mm: str, start: int, n: int, where: str) -> None:
+        if mm not in vmas:
+            raise ScenarioError(f"{where}: unknown mm {mm!r}")
+        if not any(s <= start and start + n <= e for s, e in vmas[mm]):
+            raise ScenarioError(f"{where}: range {start}+{n} is not inside one vma of {mm}")
+
+    for j, ent in enumerate(sc.get("layout", [])):
+        w = f"layout[{j}]"
+        _keys(ent, {"mm", "start", "npages"}, {"state", "value", "device", "share"}, w)
+        start, n = _int(ent, "start", w), _int(ent, "npages", w, 1, MAX_PAGES)
+        in_vmas(ent["mm"], start, n, w)
+        if "share" in ent:
+            sh = ent["share"]
+            _keys(sh, {"mm", "start"}, {"reverse"}, w + ".share")
+            in_vmas(sh["mm"], _int(sh, "start", w + ".share"), n, w + ".share")
+        else:
+            if ent.get("state", "present") not in STATES:
+                raise ScenarioError(f"{w}: 'state' must be one of {', '.join(STATES)}")
+            if ent.get("state") == "device" and ent.get("device", devnames[0]) not in devnames:
+                raise ScenarioError(f"{w}: unknown device {ent.get('device')!r}")
+            if "value" in ent:
+                _int(ent, "value", w, 0, 1 << 30)
+    if not isinstance(sc["actors"], list) or not 1 <= len(sc["actors"]) <= MAX_ACTORS:
+        raise ScenarioError(f"scenario: 'actors' must be a list of 1 to {MAX_ACTORS} actors")
+    names = set()
+    forked: set[str] = set()
+    for j, a in enumerate(sc["actors"]):
+        w = f"actors[{j}]"
+        _keys(a, {"name", "program"}, {"cpu"}, w)
+        if not isinstance(a["name"], str) or a["name"] in names:
+            raise ScenarioError(f"{w}: 'name' must be a unique string")
+        names.add(a["name"])
+        if "cpu" in a:
+            _int(a, "cpu", w, 0, MAX_ACTORS - 1)
+        prog = a["program"]
+        if not isinstance(prog, list) or not 1 <= len(prog) <= MAX_PROGRAM:
+            raise ScenarioError(f"{w}: 'program' must be a list of 1 to {MAX_PROGRAM} commands")
+        for q, cmd in enumerate(prog):
+            cw = f"{w}.program[{q}]"
+            if not isinstance(cmd, dict) or cmd.get("op") not in OPS:
+                raise ScenarioError(f"{cw}: 'op' must be one of {', '.join(OPS)}")
+            req, opt = OPS[cmd["op"]]
+            _keys(cmd, req | {"op"}, opt, cw)
+            if cmd["op"] == "fork":
+                if cmd["child"] in vmas or not isinstance(cmd["child"], str):
+                    raise ScenarioError(f"{cw}: 'child' must be a new mm name")
+                vmas[cmd["child"]] = vmas.get(cmd["mm"], [])
+                forked.add(cmd["child"])
+            if "npages" in req:
+                start, n = _int(cmd, "start", cw), _int(cmd, "npages", cw, 1, MAX_PAGES)
+                if cmd["op"] != "migrate":
+                    in_vmas(cmd["mm"], start, n, cw)
+                elif cmd["mm"] not in vmas:
+                    raise ScenarioError(f"{cw}: unknown mm {cmd['mm']!r}")
+            if "device" in cmd and cmd["device"] not in devnames:
+                raise ScenarioError(f"{cw}: unknown device {cmd['device']!r}")
+            for key in ("fail_alloc", "fail_isolate"):
+                if key in cmd and (not isinstance(cmd[key], list) or not all(
+                        isinstance(x, int) and not isinstance(x, bool) and x >= 0
+                        for x in cmd[key])):
+                    raise ScenarioError(f"{cw}: {key!r} must be a list of page offsets")
+            if "repeat" in cmd:
+                _int(cmd, "repeat", cw, 1, 64)
+            if "value" in cmd:
+                _int(cmd, "value", cw, 1, 1 << 30)
+            if "expect" in cmd:
+                _keys(cmd["expect"], set(), {"ret", "migrated"}, cw + ".expect")
+    if "max_steps" in sc:
+        _int(sc, "max_steps", "scenario", 100, 10_000_000)
+    return sc
+
+
+class Built:
+    """A scenario made concrete: the kernel, the actors, and per-command results."""
+
+    def __init__(self, kernel: Kernel, actors: list[Actor], max_steps: int):
+        self.kernel = kernel
+        self.actors = actors
+        self.max_steps = max_steps
+        self.requested = 0           # pages asked to migrate by migrate commands
+        self.migrated = 0            # pages that did migrate
+
+
+def build(sc: dict, sw: Switches) -> Built:
+    ncpus = max([a.get("cpu", i) for i, a in enumerate(sc["actors"])] + [0]) + 1
+    k = Kernel(sw, ncpus)
+    for d in sc.get("devices", [{"name": "dev0", "pages": 16}]):
+        k.add_device(d["name"], d["pages"])
+    default_dev = next(iter(k.devices))
+    for j, spec in enumerate(sc["mms"]):
+        mm = MM(spec["name"])
+        for v in spec["vmas"]:
+            mm.vmas.append(Vma(v["start"], v["start"] + v["npages"], v.get("prot", "rw"),
+                               v.get("shared", False), v.get("special", False),
+                               shm=f"{spec['name']}@{v['start']}"))
+        k.mms[mm.name] = mm
+    for j, ent in enumerate(sc.get("layout", [])):
+        _lay_out(k, ent, j, default_dev)
+    k.lru_add_drain_all()
+    built = Built(k, [], sc.get("max_steps", DEFAULT_MAX_STEPS))
+    for i, a in enumerate(sc["actors"]):
+        actor = Actor(i, a["name"], a.get("cpu", i), k)
+        actor.gen = _program(k, actor, a["program"], built, default_dev)
+        built.actors.append(actor)
+    return built
+
+
+def _lay_out(k: Kernel, ent: dict, j: int, default_dev: str) -> None:
+    mm = k.mms[ent["mm"]]
+    start, n = ent["start"], ent["npages"]
+    if "share" in ent:
+        src = k.mms[ent["share"]["mm"]]
+        s0 = ent["share"]["start"]
+        rev = ent["share"].get("reverse", False)
+        for off in range(n):
+            svpn = s0 + (n - 1 - off if rev else off)
+            pte = src.pte(svpn)
+            key, skey = k.mem_key(mm, start + off), k.mem_key(src, svpn)
+            if pte[0] in (PRESENT, DEVICE):
+                page = pte[1]
+                k.get(page, "map", "layout:share")
+                page.mapcount += 1
+                ro = (pte[0], page, False, pte[3])
+                k.set_pte(src, svpn, ro)
+                k.set_pte(mm, start + off, ro)
+            elif pte[0] == SWAP:
+                k.swap[pte[1]][1] += 1
+                k.set_pte(mm, start + off, pte)
+            else:
+                k.set_pte(mm, start + off, pte)
+            if skey in k.expect:
+                k.expect[key] = k.expect[skey]
+        return
+    state = ent.get("state", "present")
+    for off in range(n):
+        vpn = start + off
+        vma = mm.vma_at(vpn)
+        value = ent.get("value", 100 + 10 * j) + off
+        key = k.mem_key(mm, vpn)
+        ident = "init:%s:%d" % (mm.name, vpn)
+        if state == "none":
+            continue
+        if state == "zero":
+            k.set_pte(mm, vpn, (ZERO, None, False, False))
+            k.expect[key] = frozenset((0,))
+            continue
+        k.expect[key] = frozenset((value,))
+        k.origin[key] = "initial"
+        if state == "swapped":
+            slot = k.swap_alloc(value)
+            k.swap[slot][1] = 1
+            k.set_pte(mm, vpn, (SWAP, slot, False, False))
+        elif state == "device":
+            page = k.alloc_device_page(ent.get("device", default_dev), "layout:device")
+            if page is None:
+                raise ScenarioError(f"layout[{j}]: device {ent.get('device', default_dev)} "
+                                    f"has too few pages")
+            page.data, page.ident = value, ident
+            k.get(page, "map", "layout:device")
+            page.mapcount = 1
+            k.set_pte(mm, vpn, (DEVICE, page, vma.writable, False))
+            k.unlock(page, "layout:device")
+            k.put(page, "driver", "layout:device")
+        elif vma.shared:
+            page = k.alloc_page("layout:shmem", owner="pagecache")
+            page.mapping = "shmem"
+            page.data, page.ident = value, ident
+            k.shm[(vma.shm, vpn - vma.start)] = page
+            k.get(page, "map", "layout:present")
+            page.mapcount = 1
+            page.lru = True
+            k.set_pte(mm, vpn, (PRESENT, page, vma.writable, False))
+        else:
+            page = k.alloc_page("layout:present", owner="map")
+            page.data, page.ident = value, ident
+            page.mapcount = 1
+            page.lru = True
+            k.set_pte(mm, vpn, (PRESENT, page, vma.writable, vma.writable))
+
+
+def _program(k: Kernel, actor: Actor, cmds: list[dict], built: Built, default_dev: str):
+    for q, cmd in enumerate(cmds):
+        op = cmd["op"]
+        mm = k.mms.get(cmd.get("mm", ""))
+        start = cmd.get("start", 0)
+        end = start + cmd.get("npages", 0)
+        if "mm" in cmd and mm is None:
+            # a child mm that another actor's fork has not created yet
+            yield ("cmd:no_mm", None)
+            k.branch("cmd:no_mm")
+            continue
+        if op in ("read", "write"):
+            for _ in range(cmd.get("repeat", 1)):
+                for vpn in range(start, end):
+                    value = (cmd["value"] + vpn - start) if "value" in cmd else actor.next_value()
+                    ok = yield from mm_ops.cpu_access(k, actor, mm, vpn, op == "write", value)
+                    if not ok:
+                        break
+        elif op == "migrate":
+            ret, migrated = yield from driver.migrate_to_device(
+                k, mm, start, end, cmd.get("device", default_dev), cmd.get("fail_alloc", ()),
+                cmd.get("fail_isolate", ()), cmd.get("bad_args", False))
+            built.requested += end - start
+            built.migrated += migrated
+            exp = cmd.get("expect")
+            if exp is not None:
+                got = {"ret": ret, "migrated": migrated}
+                for key, want in exp.items():
+                    if got[key] != want:
+                        k.report("UNEXPECTED_RESULT",
+                                 f"UNEXPECTED_RESULT: migrate {key} was {got[key]!r}, "
+                                 f"the selftest expects {want!r}", ("migrate", key),
+                                 actor=actor.name, command=q)
+        elif op == "evict":
+            yield from driver.evict_device(k, cmd.get("device", default_dev))
+        elif op == "zap":
+            yield from mm_ops.zap(k, mm, start, end)
+        elif op == "fork":
+            yield from mm_ops.fork(k, mm, cmd["child"])
+        elif op == "pin":
+            for vpn in range(start, end):
+                yield from mm_ops.gup_pin(k, actor, mm, vpn, cmd.get("write", False))
+        elif op == "unpin":
+            yield from mm_ops.gup_unpin(k, actor)
+        elif op == "gup_fast":
+            for vpn in range(start, end):
+                yield from mm_ops.gup_fast(k, mm, vpn)
+        elif op == "compact":
+            yield from mm_ops.compact(k, mm, start, end)
+        elif op == "reclaim":
+            yield from mm_ops.reclaim(k, mm, start, end)
+
+
+def summary(sc: dict) -> str:
+    ops = [c["op"] for a in sc["actors"] for c in a["program"]]
+    return (f"{len(sc['actors'])} actors, {len(sc['mms'])} mm(s), "
+            f"{sum(v['npages'] for m in sc['mms'] for v in m['vmas'])} pages; "
+            + ", ".join(sorted(set(ops))))
+
+
+__all__ = ["ScenarioError", "validate", "build", "Built", "Finding", "summary"]

@@ -1,0 +1,138 @@
+"""The controlled scheduler.
+
+Actors are generators that yield before each shared operation: a ``(site, obj)`` tuple for a
+plain scheduling point, or a ``Wait`` when they cannot go on. The scheduler runs one step of
+one enabled actor at a time and asks a strategy which, through the small protocol below (as
+AWS Shuttle's Scheduler: start an execution, pick the next task, give a random number).
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol, Sequence
+
+from .state import Kernel, Wait
+
+
+class Strategy(Protocol):
+    def new_execution(self, actors: Sequence[str]) -> None:
+        """Called once before the first step of an execution."""
+
+    def next_actor(self, enabled: Sequence[int], current: int | None, step: int) -> int:
+        """Pick one of ``enabled`` (actor indices, ascending) to run the next step.
+        ``current`` is the actor that ran the previous step (None at the start)."""
+
+    def next_choice(self, n: int) -> int:
+        """A number in [0, n) for a nondeterministic choice that is not a schedule."""
+
+
+class Diverged(Exception):
+    """A recorded schedule no longer fits the code (raised by the replay strategy)."""
+
+    def __init__(self, step: int, message: str):
+        super().__init__(f"schedule diverged at step {step}: {message}")
+        self.step = step
+
+
+class Actor:
+    __slots__ = ("index", "name", "cpu", "gen", "wait", "pending", "held", "done", "pins",
+                 "kernel", "counter")
+
+    def __init__(self, index: int, name: str, cpu: int, kernel: Kernel):
+        self.index = index
+        self.name = name
+        self.cpu = cpu
+        self.gen = None
+        self.wait: Wait | None = None
+        self.pending: tuple = ("start", None)
+        self.held: list = []            # page locks held, in acquisition order
+        self.done = False
+        self.pins: list = []            # pages this actor pinned with GUP
+        self.kernel = kernel
+        self.counter = 0
+
+    def lock_order(self, page, site: str) -> None:
+        """Record 'held A while acquiring B' for the lock-order (lockdep/DEPT) graph."""
+        for h in self.held:
+            self.kernel.lock_edges.append((h.ident, h.lock_site, page.ident, site))
+
+    def next_value(self) -> int:
+        self.counter += 1
+        return (self.index + 1) * 1000 + self.counter
+
+
+class RunStats:
+    __slots__ = ("steps", "preemptions", "trace", "pairs", "deadlocked", "hung", "blocked")
+
+    def __init__(self):
+        self.steps = 0
+        self.preemptions = 0
+        self.trace: list[tuple[int, str]] = []
+        self.pairs: dict[tuple[str, str], None] = {}
+        self.deadlocked = False
+        self.hung = False
+        self.blocked: list[tuple[Actor, Wait]] = []
+
+    def trace_hash(self) -> str:
+        h = hashlib.sha256()
+        for idx, site in self.trace:
+            h.update(b"%d %s\n" % (idx, site.encode()))
+        return h.hexdigest()[:16]
+
+
+def run(kernel: Kernel, actors: list[Actor], strategy: Strategy, max_steps: int) -> RunStats:
+    """Run the actors to completion (or deadlock, or the step bound) under ``strategy``."""
+    st = RunStats()
+    trace = st.trace
+    pairs = st.pairs
+    last_touch: dict = {}
+    strategy.new_execution([a.name for a in actors])
+    live = list(actors)
+    step = 0
+    prev: Actor | None = None
+    while live:
+        enabled = [a for a in live if a.wait is None or a.wait.ready()]
+        if not enabled:
+            st.deadlocked = True
+            st.blocked = [(a, a.wait) for a in live]
+            break
+        if step >= max_steps:
+            st.hung = True
+            st.blocked = [(a, a.wait) for a in live]
+            break
+        if len(enabled) == 1:
+            a = enabled[0]
+            strategy.next_actor((a.index,), prev.index if prev else None, step)
+        else:
+            idx = strategy.next_actor([e.index for e in enabled],
+                                      prev.index if prev else None, step)
+            a = actors[idx]
+            if prev is not None and a is not prev and prev in enabled:
+                st.preemptions += 1
+        pend = a.pending
+        site = pend.site if a.wait is not None else pend[0]
+        obj = pend.obj if a.wait is not None else pend[1]
+        trace.append((a.index, site))
+        if obj is not None:
+            last = last_touch.get(obj)
+            if last is not None and last[0] != a.index:
+                pairs[(last[1], site)] = None
+            last_touch[obj] = (a.index, site)
+        kernel.cur = a
+        kernel.step = step
+        step += 1
+        prev = a
+        try:
+            y = a.gen.send(None)
+        except StopIteration:
+            a.done = True
+            a.wait = None
+            live.remove(a)
+            continue
+        if y.__class__ is Wait:
+            a.wait = y
+        else:
+            a.wait = None
+        a.pending = y
+    kernel.cur = None
+    st.steps = step
+    return st

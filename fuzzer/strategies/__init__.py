@@ -1,0 +1,23 @@
+"""Scheduling strategies behind the ``sched.Strategy`` protocol, one module each."""
+from __future__ import annotations
+
+from .random_walk import RandomWalk
+from .replay import Replay
+from .round_robin import RoundRobin
+
+STRATEGIES = {
+    "random": RandomWalk,
+    "round-robin": RoundRobin,
+}
+
+
+def make_strategy(name: str, seed: int):
+    """A fresh strategy by name; ValueError for an unknown one."""
+    try:
+        cls = STRATEGIES[name]
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})") from None
+    return cls(seed)
+
+
+__all__ = ["RandomWalk", "Replay", "RoundRobin", "STRATEGIES", "make_strategy"]

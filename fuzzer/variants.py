@@ -1,0 +1,128 @@
+"""Variants: named presets of behaviour switches.
+
+A switch is one kernel behaviour that changed between the versions the model names. A variant
+is a preset of switches; users define their own (``base+switch`` / ``base-switch`` strings or a
+JSON object) without touching the engine, and bisection walks single switches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+
+class VariantError(ValueError):
+    """An unknown variant or switch name, or a malformed variant spec."""
+
+
+@dataclass(frozen=True)
+class Switches:
+    # MIGRATE_PFN_LOCKED and migrate_vma_prepare(): collect keeps pages whose trylock lost
+    # and prepare retries them (removed by ab09243aa95a, v5.16: the seed patch).
+    pfn_locked: bool = False
+    # collect flushes the TLB before dropping the PTL (60bae7370896, v6.0).
+    flush_under_ptl: bool = False
+    # collect moves a dirty pte's dirty bit to the page (fd35ca3d12cc, v6.0).
+    dirty_to_page: bool = False
+    # migration_entry_wait takes a temporary page reference until queued (gone in ffa65753c431).
+    wait_takes_ref: bool = True
+    # device-private fault rechecks the pte under the PTL, pins the page and passes
+    # fault_page to migrate_vma (16ce101db85d, v6.1).
+    dp_fault_pins: bool = False
+    # collect locks pages with a blocking lock_page() in address order instead of trylock
+    # (dropping the PTL to sleep): what the prepare comment warns against ("2 concurrent
+    # migration where each are waiting on each other page lock"); reconstructed, not a release.
+    blocking_lock: bool = False
+    # check_page counts references on device-private pages instead of always passing (v5.17+).
+    dp_check_refs: bool = False
+    # free device-private pages have refcount 0, not 1 (ef233450898f, v6.1).
+    dp_idle_zero: bool = False
+
+    def as_dict(self) -> dict[str, bool]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+
+SWITCH_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Switches))
+
+SWITCH_DOCS: dict[str, str] = {
+    "pfn_locked": "MIGRATE_PFN_LOCKED + migrate_vma_prepare (before ab09243aa95a)",
+    "flush_under_ptl": "collect flushes the TLB while holding the PTL (60bae7370896)",
+    "dirty_to_page": "collect copies the pte dirty bit to the page (fd35ca3d12cc)",
+    "wait_takes_ref": "migration_entry_wait takes a temporary reference (before ffa65753c431)",
+    "dp_fault_pins": "device-private fault rechecks the pte and pins the page (16ce101db85d)",
+    "blocking_lock": "collect locks pages with a blocking lock_page (what trylock avoids)",
+    "dp_check_refs": "check_page counts device-private references (v5.17+)",
+    "dp_idle_zero": "free device-private pages have refcount 0 (ef233450898f)",
+}
+
+_V515 = Switches(pfn_locked=True)
+_V516 = Switches()
+_V61 = Switches(flush_under_ptl=True, dirty_to_page=True, wait_takes_ref=False,
+                dp_fault_pins=True, dp_check_refs=True, dp_idle_zero=True)
+
+VARIANTS: dict[str, tuple[Switches, str]] = {
+    "v5.15": (_V515, "mainline v5.15: MIGRATE_PFN_LOCKED and prepare, flush after the PTL, "
+                     "dirty bit dropped, waiters take a reference, DP faults unpinned"),
+    "v5.16": (_V516, "v5.16: the seed patch (ab09243aa95a) applied, nothing else"),
+    "v6.1": (_V61, "v6.1: dirty bit to the page, flush under the PTL, waiters take no "
+                   "reference, DP fault pins the page and passes fault_page"),
+    "blocking-lock": (replace(_V61, blocking_lock=True),
+                      "v6.1 with pages locked by a blocking lock_page in address order"),
+}
+
+
+def resolve_variant(spec: str | dict) -> tuple[str, Switches]:
+    """Turn a variant spec into (canonical name, switches).
+
+    Accepted: a preset name (``v5.16``); a preset with switch edits
+    (``v5.16+dirty_to_page-wait_takes_ref``); a dict ``{"base": "v5.16", "dirty_to_page": true}``.
+    """
+    if isinstance(spec, dict):
+        base = spec.get("base", "v5.16")
+        if base not in VARIANTS:
+            raise VariantError(f"unknown base variant {base!r} (known: {', '.join(VARIANTS)})")
+        edits = {k: v for k, v in spec.items() if k != "base"}
+        for k, v in edits.items():
+            if k not in SWITCH_NAMES:
+                raise VariantError(f"unknown switch {k!r} (known: {', '.join(SWITCH_NAMES)})")
+            if not isinstance(v, bool):
+                raise VariantError(f"switch {k!r} must be true or false")
+        sw = replace(VARIANTS[base][0], **edits)
+        return canonical_name(base, sw), sw
+    if not isinstance(spec, str) or not spec:
+        raise VariantError("a variant must be a name such as v5.16")
+    base, edits, i = "", [], 0
+    # split "v5.16+a-b" into base and signed switch names; '.' and digits belong to the base
+    parts: list[str] = []
+    cur = ""
+    for ch in spec:
+        if ch in "+-" and cur and (parts or cur in VARIANTS):
+            parts.append(cur)
+            cur = ch
+        else:
+            cur += ch
+    parts.append(cur)
+    base = parts[0]
+    if base not in VARIANTS:
+        raise VariantError(f"unknown variant {base!r} (known: {', '.join(VARIANTS)})")
+    sw = VARIANTS[base][0]
+    for p in parts[1:]:
+        sign, name = p[0], p[1:]
+        if name not in SWITCH_NAMES:
+            raise VariantError(f"unknown switch {name!r} in {spec!r} "
+                               f"(known: {', '.join(SWITCH_NAMES)})")
+        edits.append((name, sign == "+"))
+        i += 1
+    if edits:
+        sw = replace(sw, **dict(edits))
+    return canonical_name(base, sw), sw
+
+
+def canonical_name(base: str, sw: Switches) -> str:
+    """The shortest spelling: the base plus the switches that differ from it, sorted."""
+    ref = VARIANTS[base][0]
+    diffs = [("+" if getattr(sw, n) else "-") + n for n in SWITCH_NAMES
+             if getattr(sw, n) != getattr(ref, n)]
+    for name, (preset, _) in VARIANTS.items():
+        if preset == sw:
+            return name
+    return base + "".join(sorted(diffs, key=lambda d: d[1:]))

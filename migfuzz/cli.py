@@ -1,0 +1,69 @@
+"""``migfuzz``: one entry point, one module per command group under ``migfuzz.commands``.
+
+Each command module defines ``register(subparsers)``, adding its subcommands with a
+``func(args) -> int`` default. Errors a user can fix (bad input, unknown names, a schedule
+that diverged) are one line on stderr and exit status 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import commands
+
+EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed as one line, exit status 2."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from corpus.input import InputError
+    from fuzzer.scenario import ScenarioError
+    from fuzzer.sched import Diverged
+    from fuzzer.variants import VariantError
+    errs: list[type[BaseException]] = [UsageError, InputError, ScenarioError, Diverged,
+                                       VariantError]
+    for mod in _command_modules():
+        errs.extend(getattr(mod, "USER_ERRORS", ()))
+    return tuple(errs)
+
+
+def _command_modules():
+    return [importlib.import_module(f"{commands.__name__}.{m.name}")
+            for m in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="migfuzz",
+        description="Find concurrency bugs in the Linux kernel's migrate_vma with an "
+                    "interleaving-controlled model of v5.15, v5.16 and v6.1.",
+        epilog="Exit status: 0 ok / nothing found, 1 finding (or replay mismatch), "
+               "2 usage or input error. Run 'migfuzz COMMAND --help' for each command.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in _command_modules():
+        mod.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_ERROR
+    errors = _user_errors()
+    try:
+        return args.func(args)
+    except errors as e:
+        print(f"migfuzz: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("migfuzz: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK

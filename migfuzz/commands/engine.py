@@ -1,0 +1,225 @@
+"""Engine commands: variants, scenarios, run, replay."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from corpus import input as inputs
+from corpus.builtin import get_scenario, scenario_names
+from fuzzer.execute import execute, replay
+from fuzzer.scenario import summary
+from fuzzer.strategies import STRATEGIES, make_strategy
+from fuzzer.variants import SWITCH_DOCS, SWITCH_NAMES, VARIANTS, resolve_variant
+
+from ..cli import EXIT_ERROR, EXIT_FOUND, EXIT_OK, UsageError
+from ..render import interleaving, table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("variants", help="list the kernel variants and their switches",
+                       description="List the variant presets and the behaviour switches. "
+                       "A variant spec is a preset, optionally with switches turned on or "
+                       "off: v5.16+dirty_to_page-wait_takes_ref.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_variants)
+
+    p = sub.add_parser("scenarios", help="list the built-in scenarios",
+                       description="List the built-in scenarios (kernel selftests and "
+                       "concurrency cases), or print one as JSON.")
+    p.add_argument("name", nargs="?", help="print this scenario's JSON")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_scenarios)
+
+    p = sub.add_parser(
+        "run", help="run executions of one scenario on one variant",
+        description="Run COUNT executions with seeds SEED, SEED+1, ...; stop at the first "
+        "finding unless --all.",
+        epilog="Exit status: 0 nothing found, 1 a finding, 2 usage or input error.")
+    p.add_argument("--scenario", required=True, help="a built-in name or a scenario JSON file")
+    p.add_argument("--variant", default="v5.16", help="variant spec (default v5.16)")
+    p.add_argument("--strategy", default="random", choices=sorted(STRATEGIES))
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--count", type=int, default=1, help="executions to run (default 1)")
+    p.add_argument("--all", action="store_true", help="do not stop at the first finding")
+    p.add_argument("--save", metavar="FILE", help="write the input of the first finding")
+    p.add_argument("--trace", action="store_true", help="print the interleaving")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "replay", help="replay a saved input exactly",
+        description="Replay a saved input's schedule step by step and compare with the "
+        "result stored in it (trace hash and findings).",
+        epilog="Exit status: 0 same trace and findings as stored (or nothing stored), "
+        "1 the run differs, 2 bad input or a schedule that no longer fits.")
+    p.add_argument("file", help="an input file written by run --save")
+    p.add_argument("--trace", action="store_true", help="print the interleaving")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_replay)
+
+
+def cmd_variants(args) -> int:
+    rows = [(name, desc, " ".join(n for n in SWITCH_NAMES if getattr(sw, n)))
+            for name, (sw, desc) in VARIANTS.items()]
+    if args.json:
+        json.dump({"variants": [{"name": n, "description": VARIANTS[n][1],
+                                 "switches": VARIANTS[n][0].as_dict()} for n in VARIANTS],
+                   "switches": SWITCH_DOCS}, sys.stdout, indent=1)
+        print()
+        return EXIT_OK
+    table([(n, on or "-") for n, _, on in rows], ["variant", "switches on"])
+    print()
+    for n, desc, _ in rows:
+        print(f"{n}: {desc}")
+    print("\nswitches:")
+    for n in SWITCH_NAMES:
+        print(f"  {n:16} {SWITCH_DOCS[n]}")
+    return EXIT_OK
+
+
+def load_scenario(spec: str) -> dict:
+    """A built-in scenario by name, or a scenario JSON file by path."""
+    if os.path.exists(spec) and spec.endswith(".json"):
+        from fuzzer.scenario import ScenarioError, validate
+        try:
+            with open(spec) as f:
+                sc = json.load(f)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"{spec}: malformed JSON: {e.msg} at line {e.lineno}") from None
+        try:
+            return validate(sc)
+        except ScenarioError as e:
+            raise UsageError(f"{spec}: {e}") from None
+    return get_scenario(spec)
+
+
+def cmd_scenarios(args) -> int:
+    if args.name:
+        json.dump(get_scenario(args.name), sys.stdout, indent=1)
+        print()
+        return EXIT_OK
+    scs = [get_scenario(n) for n in scenario_names()]
+    if args.json:
+        json.dump([{"name": s["name"], "kind": s.get("kind", ""),
+                    "description": s.get("description", ""), "summary": summary(s)}
+                   for s in scs], sys.stdout, indent=1)
+        print()
+        return EXIT_OK
+    table([(s["name"], s.get("kind", ""), summary(s)) for s in scs],
+          ["scenario", "kind", "shape"])
+    return EXIT_OK
+
+
+def _record(r) -> dict:
+    return {"seed": r.seed, "steps": r.steps, "preemptions": r.preemptions,
+            "trace_hash": r.trace_hash,
+            "findings": [{"kind": f.kind, "title": f.title, "signature": f.signature}
+                         for f in r.findings]}
+
+
+def result_summary(r) -> dict:
+    return {"trace_hash": r.trace_hash,
+            "findings": [{"kind": f.kind, "title": f.title, "signature": f.signature}
+                         for f in r.findings]}
+
+
+def cmd_run(args) -> int:
+    if args.count < 1:
+        raise UsageError("--count must be at least 1")
+    sc = load_scenario(args.scenario)
+    vname, _ = resolve_variant(args.variant)
+    make_strategy(args.strategy, 0)
+    records, first = [], None
+    t0 = last = time.monotonic()
+    done = 0
+    tty = sys.stderr.isatty() and not args.json
+    for seed in range(args.seed, args.seed + args.count):
+        r = execute(sc, vname, make_strategy(args.strategy, seed), seed=seed, check=False)
+        done += 1
+        if r.findings or args.count <= 1000:
+            records.append(_record(r))
+        if r.findings and first is None:
+            first = r
+        if args.count == 1 and first is None:
+            first = r if args.trace else None
+        if tty and time.monotonic() - last > 1:
+            last = time.monotonic()
+            print(f"\r{done}/{args.count} executions, {done / (last - t0):.0f}/s, "
+                  f"{sum(1 for x in records if x['findings'])} with findings",
+                  end="", file=sys.stderr)
+        if r.findings and not args.all:
+            break
+    if tty and time.monotonic() - t0 > 1:
+        print(file=sys.stderr)
+    elapsed = time.monotonic() - t0
+    found = [x for x in records if x["findings"]]
+    saved = None
+    if args.save:
+        hit = first if first is not None and first.findings else None
+        if hit is None:
+            print("migfuzz: nothing found, nothing saved", file=sys.stderr)
+        else:
+            inp = inputs.make(sc, vname, hit.schedule, strategy=args.strategy, seed=hit.seed,
+                              result=result_summary(hit))
+            _write_atomic(args.save, inputs.dumps(inp))
+            saved = args.save
+    if args.json:
+        out = {"scenario": sc["name"], "variant": vname, "strategy": args.strategy,
+               "executions": done, "seconds": round(elapsed, 3), "runs": records,
+               "saved": saved}
+        if args.trace and first is not None:
+            out["trace"] = [[first.actors[i], s] for i, s in first.trace]
+        json.dump(out, sys.stdout, indent=1)
+        print()
+    else:
+        for x in found:
+            for f in x["findings"]:
+                print(f"seed {x['seed']}: {f['title']}  [{f['signature']}]")
+        print(f"{done} execution(s) of {sc['name']} on {vname} ({args.strategy}), "
+              f"{len(found)} with findings, {done / max(elapsed, 1e-9):.0f}/s"
+              + (f"; saved {saved}" if saved else ""))
+        if args.trace and first is not None:
+            print(interleaving(first.actors, first.trace))
+    return EXIT_FOUND if found else EXIT_OK
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def cmd_replay(args) -> int:
+    inp = inputs.load(args.file)
+    r = replay(inp["scenario"], inp["variant"], inp["schedule"], seed=inp.get("seed"))
+    stored = inp.get("result")
+    now = result_summary(r)
+    same = None
+    if stored is not None:
+        same = (stored.get("trace_hash") == r.trace_hash and
+                sorted(f["signature"] for f in stored.get("findings", [])) ==
+                sorted(f["signature"] for f in now["findings"]))
+    if args.json:
+        out = {"file": args.file, "variant": r.variant, "scenario": r.scenario,
+               "seed": r.seed, "steps": r.steps, "preemptions": r.preemptions,
+               **now, "reproduced": same}
+        if args.trace:
+            out["trace"] = [[r.actors[i], s] for i, s in r.trace]
+        json.dump(out, sys.stdout, indent=1)
+        print()
+    else:
+        for f in r.findings:
+            print(f"{f.title}  [{f.signature}]")
+        verdict = {None: "no stored result to compare", True: "reproduced exactly",
+                   False: "DIFFERS from the stored result"}[same]
+        print(f"replayed {r.scenario} on {r.variant}: {r.steps} steps, {r.preemptions} "
+              f"preemptions, trace {r.trace_hash}, {len(r.findings)} finding(s); {verdict}")
+        if args.trace:
+            print(interleaving(r.actors, r.trace))
+    return EXIT_FOUND if same is False else EXIT_OK
+
+
+__all__ = ["register", "EXIT_ERROR"]
