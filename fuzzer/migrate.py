@@ -132,7 +132,7 @@ def collect(k: Kernel, m: MigrateVma):
     if sw.flush_under_ptl:
         if unmapped:
             yield ("collect:flush", (mm.name, "tlb"))
-            k.flush_tlb_range(mm, m.start, m.end)
+            k.flush_tlb_range(mm, m.start, m.end, "collect:flush")
         k.unlock_ptl(mm)
     else:
         k.unlock_ptl(mm)
@@ -140,7 +140,7 @@ def collect(k: Kernel, m: MigrateVma):
             # the window 60bae7370896 closed: ptes are gone, other CPUs' TLBs are not
             yield ("collect:flush", (mm.name, "tlb"))
             k.branch("collect:flush_after_unlock")
-            k.flush_tlb_range(mm, m.start, m.end)
+            k.flush_tlb_range(mm, m.start, m.end, "collect:flush")
 
 
 def check_page(k: Kernel, page: Page, fault_page: Page | None) -> bool:
@@ -243,7 +243,7 @@ def try_to_migrate(k: Kernel, page: Page, site: str):
         pte = mm.pte(vpn)
         if pte[1] is page and (pte[0] == PRESENT or pte[0] == DEVICE):
             if pte[0] == PRESENT:
-                k.flush_tlb_range(mm, vpn, vpn + 1)
+                k.flush_tlb_range(mm, vpn, vpn + 1, site)
                 if pte[3]:
                     page.dirty = True
             k.set_pte(mm, vpn, (MIGRATION, page, pte[2], False), site)
@@ -362,7 +362,7 @@ def insert_page(k: Kernel, m: MigrateVma, i: int, page: Page):
         k.lru_cache_add(page, "pages:insert")
     k.get(page, "map", "pages:insert")
     if pte[0] == ZERO:
-        k.flush_tlb_range(mm, vpn, vpn + 1)
+        k.flush_tlb_range(mm, vpn, vpn + 1, "pages:insert")
     if page.device:
         k.set_pte(mm, vpn, (DEVICE, page, vma.writable, False))
     else:

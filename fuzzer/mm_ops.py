@@ -199,7 +199,7 @@ def do_wp_page(k: Kernel, actor, mm: MM, vpn: int):
     yield ("fault:wp_map", (mm.name, vpn))
     yield from k.lock_ptl(mm, "fault:wp_map")
     if mm.pte(vpn) == pte:
-        k.flush_tlb_range(mm, vpn, vpn + 1)
+        k.flush_tlb_range(mm, vpn, vpn + 1, "fault:wp_map")
         new.mapcount = 1
         k.lru_cache_add(new, "fault:wp_map")
         k.set_pte(mm, vpn, (PRESENT, new, True, True))
@@ -404,7 +404,7 @@ def reclaim(k: Kernel, mm: MM, start: int, end: int):
             yield from k.lock_ptl(tmm, "reclaim:unmap")
             pte = tmm.pte(vpn)
             if pte[0] == PRESENT and pte[1] is page:
-                k.flush_tlb_range(tmm, vpn, vpn + 1)
+                k.flush_tlb_range(tmm, vpn, vpn + 1, "reclaim:unmap")
                 if pte[3]:
                     page.dirty = True
                 k.set_pte(tmm, vpn, (SWAP, slot, False, False))
@@ -482,7 +482,7 @@ def zap(k: Kernel, mm: MM, start: int, end: int):
     k.unlock_ptl(mm)
     if gathered:
         yield ("zap:flush", (mm.name, "tlb"))
-        k.flush_tlb_range(mm, start, end)
+        k.flush_tlb_range(mm, start, end, "zap:flush")
         for page in gathered:
             k.put(page, "map", "zap:free_pages")
     for key in keys:
@@ -530,5 +530,5 @@ def fork(k: Kernel, parent: MM, child_name: str):
         k.expect[ck] = k.expect[key]
         k.origin[ck] = k.origin.get(key, "initial")
     k.unlock_ptl(parent)
-    k.flush_tlb_range(parent, 0, 1 << 30)      # dup_mmap: flush_tlb_mm(oldmm)
+    k.flush_tlb_range(parent, 0, 1 << 30, "fork:flush")      # dup_mmap: flush_tlb_mm(oldmm)
     k.mmap_write_unlock(parent)

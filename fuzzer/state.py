@@ -378,7 +378,8 @@ class Kernel:
                     out.append((mm, vpn))
         return out
 
-    def flush_tlb_range(self, mm: MM, start: int, end: int) -> None:
+    def flush_tlb_range(self, mm: MM, start: int, end: int, site: str) -> None:
+        """Remove (mm, [start, end)) from every CPU's TLB; ``site`` names the caller."""
         name = mm.name
         for tlb in self.tlbs:
             for key in [k for k in tlb if k[0] == name and start <= k[1] < end]:

@@ -2,8 +2,11 @@
 
 The schedule is the list of actors chosen at every step (run-length encoded when stored).
 If the recorded actor is not enabled at some step, or the schedule ends while actors still
-run, the replay raises ``Diverged`` naming the step: a stale schedule never silently turns
-into a different execution (a weakness users reported in Shuttle's replay).
+run, the strict replay raises ``Diverged`` naming the step: a stale schedule never silently
+turns into a different execution (a weakness users reported in Shuttle's replay). The
+lenient replay (``strict=False``) instead notes the first divergence and carries on (the
+current actor if it can run, else the lowest-numbered one), as Shuttle users asked for when
+a stored schedule outlives a code change; ``diverged_at`` then says where.
 """
 from __future__ import annotations
 
@@ -32,25 +35,39 @@ def rle_decode(runs: Sequence[Sequence[int]]) -> list[int]:
 class Replay:
     name = "replay"
 
-    def __init__(self, choices: Sequence[int], actor_names: Sequence[str] | None = None):
+    def __init__(self, choices: Sequence[int], strict: bool = True):
         self.choices = list(choices)
-        self.actor_names = list(actor_names) if actor_names else None
+        self.strict = strict
         self.pos = 0
+        self.names: list[str] = []
+        self.diverged_at: Diverged | None = None
 
     def new_execution(self, actors: Sequence[str]) -> None:
         self.pos = 0
         self.names = list(actors)
+        self.diverged_at = None
+
+    def _diverge(self, step: int, message: str, enabled: Sequence[int],
+                 current: int | None) -> int:
+        err = Diverged(step, message)
+        if self.strict:
+            raise err
+        if self.diverged_at is None:
+            self.diverged_at = err
+        return current if current in enabled else enabled[0]
 
     def next_actor(self, enabled: Sequence[int], current: int | None, step: int) -> int:
         if self.pos >= len(self.choices):
-            raise Diverged(step, f"the schedule ended after {len(self.choices)} steps but "
-                                 f"{len(enabled)} actor(s) can still run")
+            return self._diverge(step, f"the schedule ended after {len(self.choices)} steps "
+                                       f"but {len(enabled)} actor(s) can still run",
+                                 enabled, current)
         want = self.choices[self.pos]
         self.pos += 1
         if want not in enabled:
             name = self.names[want] if 0 <= want < len(self.names) else f"#{want}"
             ready = ", ".join(self.names[i] for i in enabled)
-            raise Diverged(step, f"the schedule runs {name}, but only {ready} can run")
+            return self._diverge(step, f"the schedule runs {name}, but only {ready} can run",
+                                 enabled, current)
         return want
 
     def next_choice(self, n: int) -> int:
