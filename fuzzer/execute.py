@@ -8,7 +8,6 @@ from . import oracles
 from .findings import Finding
 from .scenario import build, validate
 from .sched import Diverged, run
-from .strategies.recording import Recording
 from .strategies.replay import Replay, rle_decode, rle_encode
 from .variants import resolve_variant
 
@@ -23,7 +22,7 @@ class Result:
     steps: int
     preemptions: int
     trace_hash: str
-    schedule: list[list[int]]            # run-length encoded actor choices
+    schedule: list[list[int]]            # run-length encoded choices at decision points
     actors: list[str]
     trace: list[tuple[int, str]] = field(repr=False, default_factory=list)
     branches: list[str] = field(repr=False, default_factory=list)
@@ -57,8 +56,7 @@ def execute(scenario: dict, variant, strategy, *, seed: int | None = None,
     vname, sw = resolve_variant(variant)
     built = build(scenario, sw)
     k = built.kernel
-    rec = Recording(strategy)
-    st = run(k, built.actors, rec, built.max_steps)
+    st = run(k, built.actors, strategy, built.max_steps)
     diverged = None
     if isinstance(strategy, Replay):
         if strategy.unused() and strategy.diverged_at is None:
@@ -75,9 +73,10 @@ def execute(scenario: dict, variant, strategy, *, seed: int | None = None,
     else:
         oracles.end_state(k)
     return Result(
-        scenario=scenario["name"], variant=vname, strategy=rec.name, seed=seed,
+        scenario=scenario["name"], variant=vname,
+        strategy=getattr(strategy, "name", type(strategy).__name__), seed=seed,
         findings=k.findings, steps=st.steps, preemptions=st.preemptions,
-        trace_hash=st.trace_hash(), schedule=rle_encode(rec.choices),
+        trace_hash=st.trace_hash(), schedule=rle_encode(st.choices),
         actors=[a.name for a in built.actors], trace=st.trace,
         branches=list(k.branches), pairs=list(st.pairs), lock_edges=k.lock_edges,
         requested=built.requested, migrated=built.migrated, kernel=k, diverged=diverged)

@@ -18,8 +18,9 @@ class Strategy(Protocol):
         """Called once before the first step of an execution."""
 
     def next_actor(self, enabled: Sequence[int], current: int | None, step: int) -> int:
-        """Pick one of ``enabled`` (actor indices, ascending) to run the next step.
-        ``current`` is the actor that ran the previous step (None at the start)."""
+        """Pick one of ``enabled`` (two or more actor indices, ascending) to run step
+        ``step``. ``current`` ran the previous step (None at the start). Steps where only
+        one actor can run are not asked about."""
 
     def next_choice(self, n: int) -> int:
         """A number in [0, n) for a nondeterministic choice that is not a schedule."""
@@ -61,7 +62,8 @@ class Actor:
 
 
 class RunStats:
-    __slots__ = ("steps", "preemptions", "trace", "pairs", "deadlocked", "hung", "blocked")
+    __slots__ = ("steps", "preemptions", "trace", "pairs", "deadlocked", "hung", "blocked",
+                 "choices")
 
     def __init__(self):
         self.steps = 0
@@ -71,68 +73,84 @@ class RunStats:
         self.deadlocked = False
         self.hung = False
         self.blocked: list[tuple[Actor, Wait]] = []
+        self.choices: list[int] = []       # the actor picked at each decision point
 
     def trace_hash(self) -> str:
-        h = hashlib.sha256()
-        for idx, site in self.trace:
-            h.update(b"%d %s\n" % (idx, site.encode()))
-        return h.hexdigest()[:16]
+        text = "\n".join(["%d %s" % step for step in self.trace])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def run(kernel: Kernel, actors: list[Actor], strategy: Strategy, max_steps: int) -> RunStats:
-    """Run the actors to completion (or deadlock, or the step bound) under ``strategy``."""
+    """Run the actors to completion (or deadlock, or the step bound) under ``strategy``.
+
+    The strategy is asked only at decision points (two or more actors enabled); the
+    choices it makes there are the schedule (``RunStats.choices``).
+    """
     st = RunStats()
     trace = st.trace
     pairs = st.pairs
+    choices = st.choices
     last_touch: dict = {}
     strategy.new_execution([a.name for a in actors])
+    next_actor = strategy.next_actor
     live = list(actors)
+    waiting = 0                 # live actors with a Wait (most steps have none)
     step = 0
     prev: Actor | None = None
+    preemptions = 0
     while live:
-        enabled = [a for a in live if a.wait is None or a.wait.ready()]
-        if not enabled:
-            st.deadlocked = True
-            st.blocked = [(a, a.wait) for a in live]
-            break
+        if waiting:
+            enabled = [a for a in live if a.wait is None or a.wait.ready()]
+            if not enabled:
+                st.deadlocked = True
+                st.blocked = [(a, a.wait) for a in live]
+                break
+        else:
+            enabled = live
         if step >= max_steps:
             st.hung = True
             st.blocked = [(a, a.wait) for a in live]
             break
         if len(enabled) == 1:
             a = enabled[0]
-            strategy.next_actor((a.index,), prev.index if prev else None, step)
         else:
-            idx = strategy.next_actor([e.index for e in enabled],
-                                      prev.index if prev else None, step)
+            idx = next_actor([e.index for e in enabled], prev.index if prev else None, step)
+            choices.append(idx)
             a = actors[idx]
             if prev is not None and a is not prev and prev in enabled:
-                st.preemptions += 1
-        pend = a.pending
-        site = pend.site if a.wait is not None else pend[0]
-        obj = pend.obj if a.wait is not None else pend[1]
+                preemptions += 1
+        wait = a.wait
+        if wait is not None:
+            site, obj = wait.site, wait.obj
+            a.wait = None
+            waiting -= 1
+        else:
+            site, obj = a.pending
         trace.append((a.index, site))
         if obj is not None:
             last = last_touch.get(obj)
             if last is not None and last[0] != a.index:
                 pairs[(last[1], site)] = None
             last_touch[obj] = (a.index, site)
-        kernel.cur = a
+        if a is not prev:
+            kernel.cur = a
+            kernel.who = a.name
+            prev = a
         kernel.step = step
         step += 1
-        prev = a
         try:
             y = a.gen.send(None)
         except StopIteration:
             a.done = True
-            a.wait = None
             live.remove(a)
             continue
         if y.__class__ is Wait:
             a.wait = y
+            waiting += 1
         else:
-            a.wait = None
-        a.pending = y
+            a.pending = y
     kernel.cur = None
+    kernel.who = "end"
     st.steps = step
+    st.preemptions = preemptions
     return st

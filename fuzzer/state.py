@@ -139,6 +139,7 @@ class Kernel:
         self.lock_edges: list[tuple] = []        # (held ident, held site, ident, site)
         self.step = 0
         self.cur = None                          # the running Actor (set by the scheduler)
+        self.who = "init"                        # its name, for the audit log
         self.dp_base = 0 if sw.dp_idle_zero else 1
 
     # ---- findings and coverage -------------------------------------------------------
@@ -150,10 +151,6 @@ class Kernel:
 
     def branch(self, label: str) -> None:
         self.branches[label] = None
-
-    @property
-    def who(self) -> str:
-        return self.cur.name if self.cur is not None else "init"
 
     def _audit(self, site: str, page: Page, op: str) -> None:
         self.audit.append((self.step, self.who, site, page.pfn, op, page.refcount,

@@ -1,6 +1,7 @@
 """Exact replay of a recorded schedule.
 
-The schedule is the list of actors chosen at every step (run-length encoded when stored).
+The schedule is the list of actors chosen at every decision point (a step where two or more
+actors can run), run-length encoded when stored.
 If the recorded actor is not enabled at some step, or the schedule ends while actors still
 run, the strict replay raises ``Diverged`` naming the step: a stale schedule never silently
 turns into a different execution (a weakness users reported in Shuttle's replay). The

@@ -95,14 +95,16 @@ def test_diverging_schedule_names_the_step():
     sc = get_scenario("overlap-2")
     r = execute(sc, "v5.16", RandomWalk(3))
     choices = rle_decode(r.schedule)
-    # make an actor run after it has finished
-    last = choices[-1]
-    bad = choices[:-1] + [last, last, last]
-    with pytest.raises(Diverged) as e:
+    assert len(choices) > 20
+    bad = list(choices)
+    bad[10] = 7                                   # no such actor: never enabled
+    with pytest.raises(Diverged, match="the schedule runs #7, but only") as e:
         replay(sc, "v5.16", rle_encode(bad))
-    assert e.value.step == len(choices)
-    with pytest.raises(Diverged, match="schedule ended after"):
+    assert 10 <= e.value.step < r.steps
+    with pytest.raises(Diverged, match="schedule ended after 10 steps"):
         replay(sc, "v5.16", rle_encode(choices[:10]))
+    with pytest.raises(Diverged, match="has 2 more step"):
+        replay(sc, "v5.16", rle_encode(choices + [0, 0]))
 
 
 def test_rle_round_trip():
