@@ -1,0 +1,679 @@
+"""The store API: what the fuzzer, the workers, the CLI and the dashboard call.
+
+Plain dicts and dataclasses in and out; every write batch is one transaction; every write
+is idempotent (keyed by content hash), so a retried batch adds nothing:
+
+- corpus entries are unique per (campaign, input hash);
+- crashes are unique per (campaign, input hash, signature);
+- a bug is one row per signature, created or updated by ``INSERT ... ON CONFLICT`` in the
+  same transaction as the crashes that are actually new, so its count is exactly the number
+  of crash rows for that signature, however many writers race;
+- stats samples are unique per (campaign, worker, t).
+
+On PostgreSQL rows are written in sorted key order (no lock cycles between writers) and a
+transaction that still hits a deadlock or serialization failure is retried whole.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from corpus import input as inputs
+from fuzzer import ENGINE_VERSION
+
+from . import migrate
+from .engine import READ_OPTION, make_engine, redact, resolve_url
+from .errors import StoreError
+from .models import (Bug as BugRow, BugTitle, BugVariant, Campaign as CampaignRow,
+                     CorpusEntry, Crash, StatsSample)
+
+BUG_STATUSES = ("new", "triaged", "fixed", "invalid", "duplicate")
+CAMPAIGN_STATUSES = ("running", "stopped", "finished", "failed")
+MAX_TITLE = 500
+RETRIES = 6
+
+
+@dataclass
+class Campaign:
+    name: str
+    variant: str
+    config: dict
+    seed: int | None
+    status: str
+    engine_version: str
+    started_at: float
+    ended_at: float | None
+    id: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Bug:
+    signature: str
+    kind: str
+    title: str
+    status: str
+    duplicate_of: str | None
+    count: int
+    first_seen: float
+    last_seen: float
+    alt_titles: list[str]
+    variants: list[str]
+    reproducer: dict | None
+    reproducer_hash: str | None
+    reproducer_steps: int | None
+    minimized: bool
+    notes: str
+    labels: list[str]
+    repro_attempts: int
+    repro_successes: int
+
+    @property
+    def reliability(self) -> float | None:
+        """Fraction of reproduction attempts that showed the bug (None: never tried)."""
+        return self.repro_successes / self.repro_attempts if self.repro_attempts else None
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "reliability": self.reliability}
+
+
+@dataclass
+class CampaignState:
+    """Everything a resumed campaign needs: its corpus (in the order found), the union of
+    the coverage the corpus added, its buckets, and the counters of its last stats."""
+    campaign: Campaign
+    corpus: list[dict]
+    coverage: list                       # sorted; list-valued keys come back as tuples
+    buckets: dict[str, dict]             # signature -> kind, title, count, first_seen, ...
+    executions: int                      # sum over workers of their last sample
+    crashes: int
+    workers: dict[str, dict] = field(default_factory=dict)   # worker -> its last sample
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _short(s: Any, n: int) -> str:
+    """For denormalized text columns: a string, at most n characters, no NULs."""
+    return str(s).replace("\x00", "")[:n]
+
+
+def _text(obj: Any, what: str) -> str:
+    """Canonical JSON text that both backends can store (valid UTF-8)."""
+    try:
+        t = inputs.canonical(obj)
+        t.encode("utf-8")
+        return t
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"{what}: cannot be stored as JSON ({type(e).__name__})") from None
+
+
+def _key(k: Any):
+    return tuple(k) if isinstance(k, list) else k
+
+
+class Store:
+    """One database. ``Store.open(url)`` migrates (or refuses a newer schema) first."""
+
+    def __init__(self, engine: Engine, url: str):
+        self.engine = engine
+        self.url = url
+        self.dialect = engine.dialect.name
+        if self.dialect == "postgresql":
+            self._reader = engine.execution_options(isolation_level="REPEATABLE READ",
+                                                    postgresql_readonly=True)
+        else:
+            self._reader = engine.execution_options(**{READ_OPTION: True})
+        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._campaign_ids: dict[str, int] = {}
+
+    # ---------------------------------------------------------------- lifecycle
+    @classmethod
+    def open(cls, url: str | None = None, *, upgrade: bool = True) -> "Store":
+        url = resolve_url(url)
+        engine = make_engine(url)
+        try:
+            with engine.begin() as conn:
+                migrate.check_and_upgrade(conn, upgrade=upgrade)
+        except StoreError:
+            engine.dispose()
+            raise
+        except DBAPIError as e:
+            engine.dispose()
+            msg = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+            raise StoreError(f"cannot open database {redact(url)}: {msg}") from None
+        return cls(engine, url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def revision(self) -> tuple[str | None, str]:
+        with self._reader.connect() as conn:
+            return migrate.current(conn), migrate.head()
+
+    def _write(self, fn: Callable[[Connection], Any]) -> Any:
+        """Run fn in one write transaction, retrying transient conflicts."""
+        delay = 0.02
+        for attempt in range(RETRIES):
+            try:
+                with self.engine.begin() as conn:
+                    return fn(conn)
+            except OperationalError as e:
+                code = getattr(e.orig, "sqlstate", None)
+                transient = code in ("40P01", "40001") or "database is locked" in str(e.orig)
+                if not transient or attempt == RETRIES - 1:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    # ---------------------------------------------------------------- campaigns
+    def create_campaign(self, name: str, variant: str, config: dict | None = None,
+                        seed: int | None = None, engine_version: str = ENGINE_VERSION,
+                        *, exist_ok: bool = False) -> Campaign:
+        if not isinstance(name, str) or not name or len(name) > 200 or "\x00" in name:
+            raise StoreError("a campaign name is a non-empty string of at most 200 characters")
+        cfg_text = _text(config or {}, "campaign config")
+        now = _now()
+        row = dict(name=name, variant=_short(variant, 200), config=json.loads(cfg_text),
+                   seed=seed, status="running", engine_version=_short(engine_version, 32),
+                   started_at=now, ended_at=None, updated_at=now)
+
+        def tx(conn):
+            ins = self._insert(CampaignRow).values(row).on_conflict_do_nothing(
+                index_elements=["name"]).returning(CampaignRow.id)
+            return conn.execute(ins).scalar()
+
+        new_id = self._write(tx)
+        if new_id is None and not exist_ok:
+            raise StoreError(f"campaign {name!r} already exists (use --resume {name})")
+        c = self.get_campaign(name)
+        assert c is not None
+        return c
+
+    def get_campaign(self, name: str) -> Campaign | None:
+        with self._reader.begin() as conn:
+            r = conn.execute(select(CampaignRow).where(CampaignRow.name == name)).first()
+            return self._campaign(r) if r else None
+
+    def campaign(self, name: str) -> Campaign:
+        c = self.get_campaign(name)
+        if c is None:
+            raise StoreError(f"no campaign named {name!r}")
+        return c
+
+    @staticmethod
+    def _campaign(r) -> Campaign:
+        return Campaign(name=r.name, variant=r.variant, config=r.config, seed=r.seed,
+                        status=r.status, engine_version=r.engine_version,
+                        started_at=r.started_at, ended_at=r.ended_at, id=r.id)
+
+    def _cid(self, conn: Connection, name: str) -> int:
+        cid = self._campaign_ids.get(name)
+        if cid is None:
+            cid = conn.execute(select(CampaignRow.id).where(CampaignRow.name == name)).scalar()
+            if cid is None:
+                raise StoreError(f"no campaign named {name!r}")
+            self._campaign_ids[name] = cid
+        return cid
+
+    def set_campaign_status(self, name: str, status: str) -> None:
+        if status not in CAMPAIGN_STATUSES:
+            raise StoreError(f"campaign status must be one of {', '.join(CAMPAIGN_STATUSES)}")
+        now = _now()
+
+        def tx(conn):
+            cid = self._cid(conn, name)
+            conn.execute(update(CampaignRow).where(CampaignRow.id == cid).values(
+                status=status, updated_at=now,
+                ended_at=None if status == "running" else now))
+        self._write(tx)
+
+    def list_campaigns(self) -> list[dict]:
+        """Campaigns with their corpus, crash and bucket counts, newest first."""
+        with self._reader.begin() as conn:
+            corpus = dict(conn.execute(select(CorpusEntry.campaign_id, func.count())
+                                       .group_by(CorpusEntry.campaign_id)).all())
+            crashes = {cid: (n, b) for cid, n, b in conn.execute(
+                select(Crash.campaign_id, func.count(), func.count(Crash.signature.distinct()))
+                .group_by(Crash.campaign_id)).all()}
+            out = []
+            for r in conn.execute(select(CampaignRow).order_by(CampaignRow.started_at.desc(),
+                                                                CampaignRow.id.desc())):
+                n, b = crashes.get(r.id, (0, 0))
+                out.append({**self._campaign(r).to_json(), "corpus": corpus.get(r.id, 0),
+                            "crashes": n, "buckets": b})
+            return out
+
+    # ---------------------------------------------------------------- writes
+    def add_corpus_entries(self, campaign: str, entries: Iterable[dict]) -> dict:
+        """Entries: {"input": input dict, "coverage": [keys it added], "parent": hash or
+        None, "worker": str, "found_at": epoch seconds (default now)}. Returns
+        {"added": n, "new": [hashes stored by this call]}."""
+        return self.write_batch(campaign, corpus=entries)["corpus"]
+
+    def add_crashes(self, campaign: str, crashes: Iterable[dict]) -> dict:
+        """Crashes: {"input": input dict, "signature", "kind", "title" (or "finding": a
+        Finding), "trace_hash", "steps", "worker", "found_at"}. Returns {"added": n,
+        "new": [[input hash, signature], ...], "new_bugs": [signatures first seen]}."""
+        return self.write_batch(campaign, crashes=crashes)["crashes"]
+
+    def add_stats(self, campaign: str, worker: str, samples: Iterable[dict]) -> int:
+        """Samples: {"t", "executions", "coverage", "corpus_size", "buckets", "crashes",
+        "extra"}; counters are cumulative per worker. Returns how many were new."""
+        return self.write_batch(campaign, stats=[{**s, "worker": worker} for s in samples])[
+            "stats"]
+
+    def write_batch(self, campaign: str, *, corpus: Iterable[dict] = (),
+                    crashes: Iterable[dict] = (), stats: Iterable[dict] = ()) -> dict:
+        """Corpus entries, crashes and stats samples in ONE transaction: when this returns,
+        all of it is stored; if the process dies before, none of it is."""
+        now = _now()
+        crows = self._corpus_rows(corpus, now)
+        xrows = self._crash_rows(crashes, now)
+        srows = self._stats_rows(stats, now)
+
+        def tx(conn):
+            cid = self._cid(conn, campaign)
+            out = {"corpus": {"added": 0, "new": []},
+                   "crashes": {"added": 0, "new": [], "new_bugs": []}, "stats": 0}
+            if crows:
+                out["corpus"] = self._write_corpus(conn, cid, crows)
+            if xrows:
+                out["crashes"] = self._write_crashes(conn, cid, xrows, now)
+            if srows:
+                out["stats"] = self._write_stats(conn, cid, srows)
+            if crows or xrows or srows:
+                conn.execute(update(CampaignRow).where(CampaignRow.id == cid)
+                             .values(updated_at=now))
+            return out
+        try:
+            return self._write(tx)
+        except IntegrityError as e:
+            raise StoreError(f"batch rejected by the database: "
+                             f"{str(e.orig).strip().splitlines()[0]}") from None
+
+    # rows are validated and hashed before the transaction starts
+    def _input(self, inp: Any, what: str) -> tuple[dict, str, str]:
+        if not isinstance(inp, dict):
+            raise StoreError(f"{what}: 'input' must be an input object")
+        try:
+            inputs.check(inp, what)
+            h = inputs.content_hash(inp)
+        except inputs.InputError as e:
+            raise StoreError(str(e)) from None
+        except UnicodeEncodeError:
+            raise StoreError(f"{what}: input is not valid Unicode") from None
+        return inp, h, _text(inp, what)
+
+    def _corpus_rows(self, entries: Iterable[dict], now: float) -> list[dict]:
+        rows: dict[str, dict] = {}
+        for i, e in enumerate(entries):
+            inp, h, txt = self._input(e.get("input"), f"corpus entry {i}")
+            if h in rows:
+                continue
+            cov = e.get("coverage") or []
+            if isinstance(cov, int):
+                cov, ncov = [], cov
+            else:
+                cov = json.loads(_text(list(cov), f"corpus entry {i} coverage"))
+                ncov = len(cov)
+            parent = e.get("parent")
+            rows[h] = dict(input_hash=h, input=txt,
+                           scenario=_short(inp["scenario"].get("name", ""), 200),
+                           variant=_short(inputs.resolve_variant(inp["variant"])[0], 200),
+                           coverage=cov, new_coverage=int(e.get("new_coverage", ncov)),
+                           parent_hash=_short(parent, 64) if parent else None,
+                           worker=_short(e.get("worker", ""), 200),
+                           found_at=float(e.get("found_at") or now))
+        return [rows[h] for h in sorted(rows)]
+
+    def _crash_rows(self, crashes: Iterable[dict], now: float) -> list[dict]:
+        rows: dict[tuple[str, str], dict] = {}
+        for i, c in enumerate(crashes):
+            what = f"crash {i}"
+            inp, h, txt = self._input(c.get("input"), what)
+            f = c.get("finding")
+            if f is not None:
+                f = f.to_json() if hasattr(f, "to_json") else dict(f)
+                c = {**f, **{k: v for k, v in c.items() if k != "finding"}}
+            sig, kind, title = c.get("signature"), c.get("kind"), c.get("title", "")
+            if not (isinstance(sig, str) and 0 < len(sig) <= 64 and sig.isprintable()):
+                raise StoreError(f"{what}: 'signature' must be a printable string of 1-64 "
+                                 f"characters")
+            if not (isinstance(kind, str) and 0 < len(kind) <= 40 and kind.isprintable()):
+                raise StoreError(f"{what}: 'kind' must be a printable string of 1-40 "
+                                 f"characters")
+            if (h, sig) in rows:
+                continue
+            rows[(h, sig)] = dict(
+                input_hash=h, signature=sig, kind=kind, title=_short(title, MAX_TITLE),
+                trace_hash=_short(c.get("trace_hash", ""), 64),
+                variant=_short(inputs.resolve_variant(inp["variant"])[0], 200),
+                steps=int(c.get("steps") or 0), input=txt,
+                worker=_short(c.get("worker", ""), 200), found_at=float(c.get("found_at") or now))
+        return [rows[k] for k in sorted(rows)]
+
+    def _stats_rows(self, samples: Iterable[dict], now: float) -> list[dict]:
+        rows: dict[tuple[str, float], dict] = {}
+        for i, s in enumerate(samples):
+            try:
+                r = dict(worker=_short(s.get("worker", ""), 200), t=float(s.get("t") or now),
+                         executions=int(s.get("executions", 0)),
+                         coverage=int(s.get("coverage", 0)),
+                         corpus_size=int(s.get("corpus_size", 0)),
+                         buckets=int(s.get("buckets", 0)), crashes=int(s.get("crashes", 0)),
+                         extra=json.loads(_text(s.get("extra") or {}, f"stats sample {i}")))
+            except (TypeError, ValueError):
+                raise StoreError(f"stats sample {i}: counters must be numbers") from None
+            rows.setdefault((r["worker"], r["t"]), r)
+        return [rows[k] for k in sorted(rows)]
+
+    def _write_corpus(self, conn: Connection, cid: int, rows: list[dict]) -> dict:
+        for r in rows:
+            r["campaign_id"] = cid
+        stmt = (self._insert(CorpusEntry)
+                .on_conflict_do_nothing(index_elements=["campaign_id", "input_hash"])
+                .returning(CorpusEntry.input_hash))
+        new = [h for (h,) in conn.execute(stmt, rows).all()] if len(rows) > 1 else \
+            [h for (h,) in conn.execute(stmt.values(rows[0])).all()]
+        return {"added": len(new), "new": sorted(new)}
+
+    def _write_crashes(self, conn: Connection, cid: int, rows: list[dict], now: float) -> dict:
+        for r in rows:
+            r["campaign_id"] = cid
+        stmt = (self._insert(Crash)
+                .on_conflict_do_nothing(index_elements=["campaign_id", "input_hash",
+                                                        "signature"])
+                .returning(Crash.input_hash, Crash.signature))
+        res = conn.execute(stmt, rows) if len(rows) > 1 else conn.execute(stmt.values(rows[0]))
+        new = {(h, s) for h, s in res.all()}
+        if not new:
+            return {"added": 0, "new": [], "new_bugs": []}
+        # aggregate the new crashes per signature, then one upsert per bug row
+        bugs: dict[str, dict] = {}
+        titles: set[tuple[str, str]] = set()
+        variants: set[tuple[str, str]] = set()
+        for r in rows:
+            if (r["input_hash"], r["signature"]) not in new:
+                continue
+            s = r["signature"]
+            titles.add((s, r["title"]))
+            variants.add((s, r["variant"]))
+            b = bugs.get(s)
+            if b is None:
+                bugs[s] = dict(signature=s, kind=r["kind"], title=r["title"], status="new",
+                               duplicate_of=None, count=1, first_seen=r["found_at"],
+                               last_seen=r["found_at"], reproducer=r["input"],
+                               reproducer_hash=r["input_hash"], reproducer_steps=r["steps"],
+                               minimized=False, notes="", labels=[], repro_attempts=0,
+                               repro_successes=0, updated_at=now)
+                continue
+            b["count"] += 1
+            b["first_seen"] = min(b["first_seen"], r["found_at"])
+            b["last_seen"] = max(b["last_seen"], r["found_at"])
+            if r["steps"] < b["reproducer_steps"]:
+                b.update(reproducer=r["input"], reproducer_hash=r["input_hash"],
+                         reproducer_steps=r["steps"])
+        ins = self._insert(BugRow)
+        ex, cur = ins.excluded, BugRow.__table__.c
+        better = (~cur.minimized) & ((cur.reproducer_steps.is_(None))
+                                     | (ex.reproducer_steps < cur.reproducer_steps))
+        upsert = ins.on_conflict_do_update(index_elements=["signature"], set_={
+            "count": cur.count + ex.count,
+            "first_seen": case((ex.first_seen < cur.first_seen, ex.first_seen),
+                               else_=cur.first_seen),
+            "last_seen": case((ex.last_seen > cur.last_seen, ex.last_seen),
+                              else_=cur.last_seen),
+            "reproducer": case((better, ex.reproducer), else_=cur.reproducer),
+            "reproducer_hash": case((better, ex.reproducer_hash), else_=cur.reproducer_hash),
+            "reproducer_steps": case((better, ex.reproducer_steps),
+                                     else_=cur.reproducer_steps),
+            "updated_at": ex.updated_at,
+        }).returning(BugRow.signature, BugRow.count)
+        new_bugs = []
+        for s in sorted(bugs):
+            # the row is ours until commit: count == what we added means we created it
+            sig, count = conn.execute(upsert.values(bugs[s])).one()
+            if count == bugs[s]["count"]:
+                new_bugs.append(sig)
+        conn.execute(self._insert(BugTitle).on_conflict_do_nothing(
+            index_elements=["signature", "title"]),
+            [dict(signature=s, title=t) for s, t in sorted(titles)])
+        conn.execute(self._insert(BugVariant).on_conflict_do_nothing(
+            index_elements=["signature", "variant"]),
+            [dict(signature=s, variant=v) for s, v in sorted(variants)])
+        return {"added": len(new), "new": sorted([list(k) for k in new]),
+                "new_bugs": new_bugs}
+
+    def _write_stats(self, conn: Connection, cid: int, rows: list[dict]) -> int:
+        for r in rows:
+            r["campaign_id"] = cid
+        stmt = (self._insert(StatsSample)
+                .on_conflict_do_nothing(index_elements=["campaign_id", "worker", "t"])
+                .returning(StatsSample.id))
+        res = conn.execute(stmt, rows) if len(rows) > 1 else conn.execute(stmt.values(rows[0]))
+        return len(res.all())
+
+    # ---------------------------------------------------------------- reads
+    def load_campaign_state(self, name: str) -> CampaignState:
+        with self._reader.begin() as conn:
+            r = conn.execute(select(CampaignRow).where(CampaignRow.name == name)).first()
+            if r is None:
+                raise StoreError(f"no campaign named {name!r}")
+            camp = self._campaign(r)
+            corpus, cov = [], {}
+            for e in conn.execute(select(CorpusEntry).where(CorpusEntry.campaign_id == r.id)
+                                  .order_by(CorpusEntry.id)):
+                corpus.append(self._entry(e))
+                for k in e.coverage:
+                    cov.setdefault(_key(k), None)
+            buckets = {}
+            q = (select(Crash.signature, Crash.kind, func.count(), func.min(Crash.found_at),
+                        BugRow.title, BugRow.status)
+                 .join(BugRow, BugRow.signature == Crash.signature)
+                 .where(Crash.campaign_id == r.id)
+                 .group_by(Crash.signature, Crash.kind, BugRow.title, BugRow.status)
+                 .order_by(Crash.signature))
+            ncrash = 0
+            for sig, kind, n, first, title, status in conn.execute(q):
+                buckets[sig] = {"kind": kind, "title": title, "count": n, "first_seen": first,
+                                "status": status}
+                ncrash += n
+            workers = {}
+            last = (select(StatsSample.worker, func.max(StatsSample.t).label("t"))
+                    .where(StatsSample.campaign_id == r.id)
+                    .group_by(StatsSample.worker).subquery())
+            for s in conn.execute(select(StatsSample).join(
+                    last, (StatsSample.worker == last.c.worker) & (StatsSample.t == last.c.t))
+                    .where(StatsSample.campaign_id == r.id)):
+                workers[s.worker] = {"t": s.t, "executions": s.executions,
+                                     "coverage": s.coverage, "corpus_size": s.corpus_size,
+                                     "buckets": s.buckets, "crashes": s.crashes,
+                                     "extra": s.extra}
+        try:
+            coverage = sorted(cov)
+        except TypeError:                                  # mixed str / tuple keys
+            coverage = sorted(cov, key=lambda k: json.dumps(k))
+        return CampaignState(campaign=camp, corpus=corpus, coverage=coverage,
+                             buckets=buckets, crashes=ncrash, workers=workers,
+                             executions=sum(w["executions"] for w in workers.values()))
+
+    @staticmethod
+    def _entry(e) -> dict:
+        return {"hash": e.input_hash, "input": json.loads(e.input), "coverage": e.coverage,
+                "new_coverage": e.new_coverage, "parent": e.parent_hash, "worker": e.worker,
+                "found_at": e.found_at}
+
+    def iter_corpus(self, campaign: str, batch: int = 1000) -> Iterator[dict]:
+        """The corpus in the order it was found (one snapshot, streamed)."""
+        with self._reader.begin() as conn:
+            cid = self._cid(conn, campaign)
+            res = conn.execution_options(yield_per=batch).execute(
+                select(CorpusEntry).where(CorpusEntry.campaign_id == cid)
+                .order_by(CorpusEntry.id))
+            for e in res:
+                yield self._entry(e)
+
+    def list_crashes(self, campaign: str | None = None, signature: str | None = None,
+                     limit: int | None = None) -> list[dict]:
+        with self._reader.begin() as conn:
+            q = (select(Crash, CampaignRow.name.label("campaign_name"))
+                 .join(CampaignRow).order_by(Crash.id))
+            if campaign is not None:
+                q = q.where(Crash.campaign_id == self._cid(conn, campaign))
+            if signature is not None:
+                q = q.where(Crash.signature == signature)
+            if limit:
+                q = q.limit(limit)
+            return [{"campaign": c.campaign_name, "input_hash": c.input_hash, "signature": c.signature,
+                     "kind": c.kind, "title": c.title, "trace_hash": c.trace_hash,
+                     "variant": c.variant, "steps": c.steps, "input": json.loads(c.input),
+                     "worker": c.worker, "found_at": c.found_at}
+                    for c in conn.execute(q).all()]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table (tests, the bench and `migfuzz campaigns --json` use it)."""
+        with self._reader.begin() as conn:
+            return {m.__tablename__: conn.execute(select(func.count()).select_from(m)).scalar()
+                    for m in (CampaignRow, CorpusEntry, Crash, BugRow, BugTitle, BugVariant,
+                              StatsSample)}
+
+    # ---------------------------------------------------------------- bugs (triage)
+    def get_bug(self, signature: str) -> Bug | None:
+        bugs = self._bugs([BugRow.signature == signature])
+        return bugs[0] if bugs else None
+
+    def list_bugs(self, *, campaign: str | None = None, status: str | None = None,
+                  kind: str | None = None) -> list[Bug]:
+        where = []
+        if status:
+            where.append(BugRow.status == status)
+        if kind:
+            where.append(BugRow.kind == kind)
+        if campaign is not None:
+            with self._reader.begin() as conn:
+                cid = self._cid(conn, campaign)
+            where.append(BugRow.signature.in_(
+                select(Crash.signature).where(Crash.campaign_id == cid)))
+        return self._bugs(where)
+
+    def _bugs(self, where: Sequence) -> list[Bug]:
+        with self._reader.begin() as conn:
+            rows = conn.execute(select(BugRow).where(*where).order_by(
+                BugRow.first_seen, BugRow.signature)).all()
+            sigs = [r.signature for r in rows]
+            titles: dict[str, list[str]] = {s: [] for s in sigs}
+            variants: dict[str, list[str]] = {s: [] for s in sigs}
+            for i in range(0, len(sigs), 500):
+                chunk = sigs[i:i + 500]
+                for s, t in conn.execute(select(BugTitle.signature, BugTitle.title).where(
+                        BugTitle.signature.in_(chunk)).order_by(BugTitle.id)):
+                    titles[s].append(t)
+                for s, v in conn.execute(select(BugVariant.signature, BugVariant.variant)
+                                         .where(BugVariant.signature.in_(chunk))
+                                         .order_by(BugVariant.variant)):
+                    variants[s].append(v)
+            return [Bug(signature=r.signature, kind=r.kind, title=r.title, status=r.status,
+                        duplicate_of=r.duplicate_of, count=r.count, first_seen=r.first_seen,
+                        last_seen=r.last_seen,
+                        alt_titles=[t for t in titles[r.signature] if t != r.title],
+                        variants=variants[r.signature],
+                        reproducer=json.loads(r.reproducer) if r.reproducer else None,
+                        reproducer_hash=r.reproducer_hash,
+                        reproducer_steps=r.reproducer_steps, minimized=r.minimized,
+                        notes=r.notes, labels=list(r.labels),
+                        repro_attempts=r.repro_attempts, repro_successes=r.repro_successes)
+                    for r in rows]
+
+    def update_bug(self, signature: str, *, status: str | None = None,
+                   duplicate_of: str | None = None, notes: str | None = None,
+                   labels: Sequence[str] | None = None, title: str | None = None) -> Bug:
+        """Triage: status (duplicate needs duplicate_of, another existing bug), notes,
+        labels (replaced), title (the old one stays among the alternative titles)."""
+        vals: dict[str, Any] = {"updated_at": _now()}
+        if status is not None:
+            if status not in BUG_STATUSES:
+                raise StoreError(f"bug status must be one of {', '.join(BUG_STATUSES)}")
+            if status == "duplicate" and not duplicate_of:
+                raise StoreError("status 'duplicate' needs the signature it duplicates")
+            vals["status"] = status
+            vals["duplicate_of"] = duplicate_of if status == "duplicate" else None
+        elif duplicate_of is not None:
+            raise StoreError("duplicate_of goes with status 'duplicate'")
+        if duplicate_of == signature:
+            raise StoreError("a bug cannot duplicate itself")
+        if notes is not None:
+            vals["notes"] = str(notes).replace("\x00", "")
+        if labels is not None:
+            vals["labels"] = sorted({_short(x, 100) for x in labels})
+        if title is not None:
+            vals["title"] = _short(title, MAX_TITLE)
+
+        def tx(conn):
+            if conn.execute(select(BugRow.id).where(BugRow.signature == signature)).scalar() \
+                    is None:
+                raise StoreError(f"no bug with signature {signature!r}")
+            if duplicate_of and conn.execute(select(BugRow.id).where(
+                    BugRow.signature == duplicate_of)).scalar() is None:
+                raise StoreError(f"no bug with signature {duplicate_of!r}")
+            conn.execute(update(BugRow).where(BugRow.signature == signature).values(vals))
+            if title is not None:
+                conn.execute(self._insert(BugTitle).values(signature=signature,
+                                                           title=vals["title"])
+                             .on_conflict_do_nothing(index_elements=["signature", "title"]))
+        self._write(tx)
+        bug = self.get_bug(signature)
+        assert bug is not None
+        return bug
+
+    def set_reproducer(self, signature: str, inp: dict, *, steps: int | None = None,
+                       minimized: bool = True) -> None:
+        """Store a (minimized) reproducer; the caller has checked it gives the signature."""
+        _, h, txt = self._input(inp, "reproducer")
+
+        def tx(conn):
+            n = conn.execute(update(BugRow).where(BugRow.signature == signature).values(
+                reproducer=txt, reproducer_hash=h, reproducer_steps=steps,
+                minimized=minimized, updated_at=_now())).rowcount
+            if n != 1:
+                raise StoreError(f"no bug with signature {signature!r}")
+        self._write(tx)
+
+    def record_reproduction(self, signature: str, attempts: int, successes: int) -> None:
+        """Add reproduction attempts (atomic increments; reliability = successes/attempts)."""
+        if not 0 <= successes <= attempts:
+            raise StoreError("successes must be between 0 and attempts")
+
+        def tx(conn):
+            n = conn.execute(update(BugRow).where(BugRow.signature == signature).values(
+                repro_attempts=BugRow.repro_attempts + attempts,
+                repro_successes=BugRow.repro_successes + successes,
+                updated_at=_now())).rowcount
+            if n != 1:
+                raise StoreError(f"no bug with signature {signature!r}")
+        self._write(tx)
+
+
+def crash_records(inp: dict, result: Any, worker: str = "",
+                  found_at: float | None = None) -> list[dict]:
+    """One crash record per finding of an execution result (fuzzer.execute.Result)."""
+    return [{"input": inp, "finding": f, "trace_hash": result.trace_hash,
+             "steps": result.steps, "worker": worker, "found_at": found_at}
+            for f in result.findings]
