@@ -24,7 +24,7 @@ class Result:
     trace_hash: str
     schedule: list[list[int]]            # run-length encoded choices at decision points
     actors: list[str]
-    trace: list[tuple[int, str]] = field(repr=False, default_factory=list)
+    trace: list[tuple[int, str, object]] = field(repr=False, default_factory=list)
     branches: list[str] = field(repr=False, default_factory=list)
     pairs: list[tuple[str, str]] = field(repr=False, default_factory=list)
     lock_edges: list[tuple] = field(repr=False, default_factory=list)
@@ -43,7 +43,7 @@ class Result:
             "diverged": self.diverged,
         }
         if trace:
-            out["trace"] = [[self.actors[i], site] for i, site in self.trace]
+            out["trace"] = [[self.actors[i], site] for i, site, _ in self.trace]
         return out
 
 

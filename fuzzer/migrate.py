@@ -179,7 +179,10 @@ def prepare(k: Kernel, m: MigrateVma):
         yield ("prepare:page", ("page", page.pfn))
         remap = True
         if not m.src[i] & LOCKED:
-            if not k.trylock(page, "prepare:trylock"):
+            if sw.blocking_lock:
+                # prepare runs without the PTL, so the blocking variant sleeps right here
+                yield from k.lock_page(page, "prepare:lock_page")
+            elif not k.trylock(page, "prepare:trylock"):
                 k.branch("prepare:trylock_fail")
                 m.src[i], m.src_page[i] = 0, None
                 m.cpages -= 1

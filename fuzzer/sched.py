@@ -68,7 +68,7 @@ class RunStats:
     def __init__(self):
         self.steps = 0
         self.preemptions = 0
-        self.trace: list[tuple[int, str]] = []
+        self.trace: list[tuple[int, str, object]] = []   # (actor, site, object) per step
         self.pairs: dict[tuple[str, str], None] = {}
         self.deadlocked = False
         self.hung = False
@@ -76,7 +76,7 @@ class RunStats:
         self.choices: list[int] = []       # the actor picked at each decision point
 
     def trace_hash(self) -> str:
-        text = "\n".join(["%d %s" % step for step in self.trace])
+        text = "\n".join(["%d %s %r" % step for step in self.trace])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -126,7 +126,7 @@ def run(kernel: Kernel, actors: list[Actor], strategy: Strategy, max_steps: int)
             waiting -= 1
         else:
             site, obj = a.pending
-        trace.append((a.index, site))
+        trace.append((a.index, site, obj))
         if obj is not None:
             last = last_touch.get(obj)
             if last is not None and last[0] != a.index:

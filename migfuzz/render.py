@@ -15,7 +15,7 @@ def table(rows: Sequence[Sequence], headers: Sequence[str], out=None) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=out)
 
 
-def interleaving(actors: Sequence[str], trace: Sequence[tuple[int, str]],
+def interleaving(actors: Sequence[str], trace: Sequence[tuple],
                  marks: dict[int, str] | None = None, width: int = 34) -> str:
     """One column per actor, one row per run of consecutive steps of one actor; a row
     shows the first step number and the sites it ran. ``marks`` flags decisive steps."""

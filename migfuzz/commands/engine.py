@@ -170,7 +170,7 @@ def cmd_run(args) -> int:
                "executions": done, "seconds": round(elapsed, 3), "runs": records,
                "saved": saved}
         if args.trace and first is not None:
-            out["trace"] = [[first.actors[i], s] for i, s in first.trace]
+            out["trace"] = [[first.actors[i], s] for i, s, _ in first.trace]
         json.dump(out, sys.stdout, indent=1)
         print()
     else:
@@ -207,7 +207,7 @@ def cmd_replay(args) -> int:
                "seed": r.seed, "steps": r.steps, "preemptions": r.preemptions,
                **now, "reproduced": same}
         if args.trace:
-            out["trace"] = [[r.actors[i], s] for i, s in r.trace]
+            out["trace"] = [[r.actors[i], s] for i, s, _ in r.trace]
         json.dump(out, sys.stdout, indent=1)
         print()
     else:
