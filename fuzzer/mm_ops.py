@@ -36,8 +36,9 @@ def report_lost_write(k: Kernel, key: tuple, value: int, exp: frozenset, site: s
         title = (f"LOST_WRITE: read at {site} returned data older than the last write "
                  f"(page filled by {origin})")
         sites = ("read-after:" + origin,)
+    pfn = k.written_pfn.get(key)
     k.report("LOST_WRITE", title, sites, address=list(key), read=value,
-             expected=sorted(exp))
+             expected=sorted(exp), **({"pfn": pfn} if pfn is not None else {}))
 
 
 def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):
@@ -58,7 +59,7 @@ def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):
                 return True
             if write:
                 page.data = value
-                k.expect_write(key, value, "stale-tlb" if stale else "tlb")
+                k.expect_write(key, value, "stale-tlb" if stale else "tlb", page.pfn)
             else:
                 check_read(k, key, page.data, site, stale)
             return True
@@ -72,7 +73,7 @@ def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):
                 return True
             if write:
                 page.data = value
-                k.expect_write(key, value, "pte")
+                k.expect_write(key, value, "pte", page.pfn)
             else:
                 check_read(k, key, page.data, "cpu:walk")
             return True

@@ -41,7 +41,8 @@ def deadlock(k: Kernel, blocked: list) -> None:
                          for n, (s, held, what) in zip(cycle, edges)]
                 k.report("DEADLOCK", "DEADLOCK: " + "; ".join(parts),
                          tuple(sorted(f"{s}<-{held}" for s, held, _ in edges)),
-                         cycle=cycle)
+                         cycle=cycle, pfns=[waiting[n][1].obj[1] for n in cycle
+                                            if waiting[n][1].obj[0] == "page"])
                 return
             path.append(nxt)
             cur = nxt
@@ -51,7 +52,8 @@ def deadlock(k: Kernel, blocked: list) -> None:
     k.report("DEADLOCK",
              f"DEADLOCK: {a.name} waits at {w.site} for a {w.what} taken at {held} by "
              f"{', '.join(holders) or 'nobody'}, which finished without releasing it",
-             (w.site, held, "orphaned"), holders=holders)
+             (w.site, held, "orphaned"), holders=holders,
+             **({"pfn": w.obj[1]} if w.obj[0] == "page" else {}))
 
 
 def hang(k: Kernel, blocked: list, max_steps: int) -> None:
@@ -109,7 +111,7 @@ def end_state(k: Kernel) -> None:
                 site = mm.mig_sites.get(vpn, "?")
                 k.report("STALE_MIGRATION_ENTRY", f"STALE_MIGRATION_ENTRY: migration entry "
                          f"installed at {site} was left behind", (site,),
-                         address=[mm.name, vpn])
+                         address=[mm.name, vpn], pfn=pte[1].pfn)
             elif pte[0] in (PRESENT, DEVICE) and pte[1].free:
                 k.report("USE_AFTER_FREE", f"USE_AFTER_FREE: a pte still maps a page freed "
                          f"at {pte[1].free_site}", ("pte-maps-freed", pte[1].free_site),

@@ -134,6 +134,7 @@ class Kernel:
         self.branches: dict[str, None] = {}      # ordered set of model branch labels
         self.expect: dict[tuple, frozenset] = {}
         self.last_write: dict[tuple, str] = {}   # key -> how the last write reached memory
+        self.written_pfn: dict[tuple, int | None] = {}   # key -> the page it was written to
         self.zaps_inflight: dict[tuple, int] = {}
         self.origin: dict[tuple, str] = {}       # key -> the fault path that last filled it
         self.lock_edges: list[tuple] = []        # (held ident, held site, ident, site)
@@ -444,7 +445,7 @@ class Kernel:
             return ("shm", vma.shm, vpn - vma.start)
         return (mm.name, vpn)
 
-    def expect_write(self, key: tuple, value: int, how: str) -> None:
+    def expect_write(self, key: tuple, value: int, how: str, pfn: int | None = None) -> None:
         if self.zaps_inflight.get(key):
             # a write racing with MADV_DONTNEED of the same address may or may not survive,
             # and may land on either side of other writes racing with it
@@ -452,6 +453,7 @@ class Kernel:
         else:
             self.expect[key] = frozenset((value,))
         self.last_write[key] = how
+        self.written_pfn[key] = pfn
 
     def expect_zapped(self, key: tuple) -> None:
         self.expect[key] = frozenset((0,))
