@@ -1,0 +1,1 @@
+"""The farm: fuzz loops as Ray actors, one coordinator merging their results."""
