@@ -163,6 +163,20 @@ def check_page(k: Kernel, page: Page, fault_page: Page | None) -> bool:
     return ok
 
 
+def _isolate(k: Kernel, m: MigrateVma, i: int, page: Page, allow_drain: bool,
+             phase: str) -> tuple[bool, bool]:
+    """Drain every CPU's LRU batch once if the page is not on the LRU yet, then isolate it
+    (shared by prepare before the seed patch and unmap after it). Returns (isolated,
+    allow_drain)."""
+    if not page.lru and allow_drain:
+        k.lru_add_drain_all()
+        allow_drain = False
+    if i not in m.fail_isolate and k.isolate_lru_page(page, phase + ":isolate"):
+        return True, allow_drain
+    k.branch(phase + ":isolate_fail")
+    return False, allow_drain
+
+
 def prepare(k: Kernel, m: MigrateVma):
     """migrate_vma_prepare() (before the seed patch): lock what collect could not, isolate
     from the LRU, check, and restore what cannot be migrated."""
@@ -191,11 +205,8 @@ def prepare(k: Kernel, m: MigrateVma):
             remap = False
             m.src[i] |= LOCKED
         if not page.device:
-            if not page.lru and allow_drain:
-                k.lru_add_drain_all()
-                allow_drain = False
-            if i in m.fail_isolate or not k.isolate_lru_page(page, "prepare:isolate"):
-                k.branch("prepare:isolate_fail")
+            isolated, allow_drain = _isolate(k, m, i, page, allow_drain, "prepare")
+            if not isolated:
                 if remap:
                     m.src[i] &= ~MIGRATE
                     m.cpages -= 1
@@ -324,11 +335,8 @@ def unmap(k: Kernel, m: MigrateVma):
             continue
         yield ("unmap:page", ("page", page.pfn))
         if not page.device:
-            if not page.lru and allow_drain:
-                k.lru_add_drain_all()
-                allow_drain = False
-            if i in m.fail_isolate or not k.isolate_lru_page(page, "unmap:isolate"):
-                k.branch("unmap:isolate_fail")
+            isolated, allow_drain = _isolate(k, m, i, page, allow_drain, "unmap")
+            if not isolated:
                 m.src[i] &= ~MIGRATE
                 m.cpages -= 1
                 restore += 1

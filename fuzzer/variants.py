@@ -6,6 +6,7 @@ JSON object) without touching the engine, and bisection walks single switches.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 
 
@@ -90,30 +91,20 @@ def resolve_variant(spec: str | dict) -> tuple[str, Switches]:
         return canonical_name(base, sw), sw
     if not isinstance(spec, str) or not spec:
         raise VariantError("a variant must be a name such as v5.16")
-    base, edits, i = "", [], 0
-    # split "v5.16+a-b" into base and signed switch names; '.' and digits belong to the base
-    parts: list[str] = []
-    cur = ""
-    for ch in spec:
-        if ch in "+-" and cur and (parts or cur in VARIANTS):
-            parts.append(cur)
-            cur = ch
-        else:
-            cur += ch
-    parts.append(cur)
-    base = parts[0]
-    if base not in VARIANTS:
-        raise VariantError(f"unknown variant {base!r} (known: {', '.join(VARIANTS)})")
-    sw = VARIANTS[base][0]
-    for p in parts[1:]:
-        sign, name = p[0], p[1:]
+    # the base is the longest preset the spec starts with; the rest is [+-]switch edits
+    base = max((p for p in VARIANTS if spec.startswith(p)), key=len, default=None)
+    if base is None:
+        raise VariantError(f"unknown variant {spec.split('+')[0]!r} "
+                           f"(known: {', '.join(VARIANTS)})")
+    rest = spec[len(base):]
+    edits = re.findall(r"([+-])([^+-]*)", rest)
+    if "".join(sign + name for sign, name in edits) != rest:
+        raise VariantError(f"unknown variant {spec!r} (known: {', '.join(VARIANTS)})")
+    for _, name in edits:
         if name not in SWITCH_NAMES:
             raise VariantError(f"unknown switch {name!r} in {spec!r} "
                                f"(known: {', '.join(SWITCH_NAMES)})")
-        edits.append((name, sign == "+"))
-        i += 1
-    if edits:
-        sw = replace(sw, **dict(edits))
+    sw = replace(VARIANTS[base][0], **{name: sign == "+" for sign, name in edits})
     return canonical_name(base, sw), sw
 
 
