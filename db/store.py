@@ -502,11 +502,10 @@ class Store:
                     .group_by(StatsSample.worker).subquery())
             for s in conn.execute(select(StatsSample).join(
                     last, (StatsSample.worker == last.c.worker) & (StatsSample.t == last.c.t))
-                    .where(StatsSample.campaign_id == r.id)):
-                workers[s.worker] = {"t": s.t, "executions": s.executions,
-                                     "coverage": s.coverage, "corpus_size": s.corpus_size,
-                                     "buckets": s.buckets, "crashes": s.crashes,
-                                     "extra": s.extra}
+                    .where(StatsSample.campaign_id == r.id)).mappings():
+                workers[s["worker"]] = {k: s[k] for k in ("t", "executions", "coverage",
+                                                          "corpus_size", "buckets", "crashes",
+                                                          "extra")}
         try:
             coverage = sorted(cov)
         except TypeError:                                  # mixed str / tuple keys
