@@ -1,6 +1,8 @@
 """Scheduling strategies behind the ``sched.Strategy`` protocol, one module each."""
 from __future__ import annotations
 
+from .pct import PCT
+from .pos import POS
 from .random_walk import RandomWalk
 from .replay import Replay
 from .round_robin import RoundRobin
@@ -8,6 +10,8 @@ from .round_robin import RoundRobin
 STRATEGIES = {
     "random": RandomWalk,
     "round-robin": RoundRobin,
+    "pct": PCT,
+    "pos": POS,
 }
 
 
@@ -20,4 +24,4 @@ def make_strategy(name: str, seed: int):
     return cls(seed)
 
 
-__all__ = ["RandomWalk", "Replay", "RoundRobin", "STRATEGIES", "make_strategy"]
+__all__ = ["PCT", "POS", "RandomWalk", "Replay", "RoundRobin", "STRATEGIES", "make_strategy"]

@@ -3,7 +3,8 @@
 Yuan, Yang, Gu, "Partial Order Aware Concurrency Sampling", CAV 2018. Every event (here: the
 next operation of an actor) gets an independent uniform random priority; the enabled event
 with the highest priority runs. When an event runs, the actor's next event draws a fresh
-priority. Compared with a random walk this samples partial orders far more evenly: a random
+priority (the scheduler asks only at decision points, so the redraw happens for the actor
+that ran the step before, ``current``). Compared with a random walk this samples partial orders far more evenly: a random
 walk almost never lets one actor run a long stretch while another waits, and POS does with
 probability 1/2 per pair of events.
 
@@ -11,6 +12,9 @@ The paper also re-draws the priorities of the events that *race* with the execut
 scheduler protocol does not tell a strategy which object an actor's pending operation
 touches, so that refinement is left out (an engine hook is requested in docs/fuzzing.md);
 what remains is the paper's basic POS.
+
+Like PCT, POS can starve a waiter behind a spinning actor with a high priority; after
+``fair_after`` decisions (500: ten times the longest built-in run) it is a random walk.
 """
 from __future__ import annotations
 
@@ -21,20 +25,26 @@ from typing import Sequence
 class POS:
     name = "pos"
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, fair_after: int = 500):
         self.seed = seed
+        self.fair_after = fair_after
+        self.decision = 0
         self.rng = random.Random(seed)
         self.prio: list[float] = []
 
     def new_execution(self, actors: Sequence[str]) -> None:
         self.rng = random.Random(self.seed)
         self.prio = [self.rng.random() for _ in actors]
+        self.decision = 0
 
     def next_actor(self, enabled: Sequence[int], current: int | None, step: int) -> int:
+        self.decision += 1
+        if self.decision > self.fair_after:
+            return enabled[int(self.rng.random() * len(enabled))]
         prio = self.prio
-        best = enabled[0] if len(enabled) == 1 else max(enabled, key=prio.__getitem__)
-        prio[best] = self.rng.random()               # its next event gets a fresh priority
-        return best
+        if current is not None:
+            prio[current] = self.rng.random()        # its next event gets a fresh priority
+        return max(enabled, key=prio.__getitem__)
 
     def next_choice(self, n: int) -> int:
         return int(self.rng.random() * n)

@@ -1,0 +1,112 @@
+"""One in-process campaign: a fuzz loop, its buckets, and minimized reproducers.
+
+This is what ``migfuzz fuzz --workers 0`` runs; the farm will run the loops in Ray actors and
+do the bucketing and minimization in the coordinator with the same classes. Results are
+plain data (``CampaignResult``), so a store can persist them without knowing the search.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .buckets import Buckets
+from .loop import BatchReport, FuzzConfig, FuzzLoop
+from .minimize import minimize
+
+BATCH = 250          # executions per batch: ~0.1 s, often enough for a progress line
+
+
+@dataclass
+class CampaignResult:
+    config: dict
+    seed: int
+    executions: int
+    seconds: float
+    stats: dict
+    buckets: list                  # Bucket, in order of discovery
+    corpus: list = field(default_factory=list)      # Entry.to_json()
+    minimize_executions: int = 0
+
+    def to_json(self) -> dict:
+        return {"config": self.config, "seed": self.seed, "executions": self.executions,
+                "seconds": round(self.seconds, 3), "stats": self.stats,
+                "buckets": [b.to_json() for b in self.buckets],
+                "corpus_size": len(self.corpus),
+                "minimize_executions": self.minimize_executions}
+
+
+class Campaign:
+    def __init__(self, config: FuzzConfig, seed: int):
+        self.loop = FuzzLoop(config, seed)
+        self.buckets = Buckets()
+        self.config = config
+        self.seed = seed
+        self.corpus: list = []
+        self.first_found: dict[str, int] = {}    # kind -> execution number
+
+    def absorb(self, rep: BatchReport) -> list:
+        """Bucket a batch's findings; returns the buckets that are new."""
+        new = []
+        self.corpus += [e.to_json() for e in rep.new_entries]
+        for ev in rep.findings:
+            b, is_new = self.buckets.add(ev.finding, ev.input, ev.input_hash, ev.execution)
+            self.first_found.setdefault(ev.finding.kind, ev.execution)
+            if is_new:
+                new.append(b)
+        return new
+
+    def run(self, execs: int | None = None, duration: float | None = None,
+            progress: Callable[[dict], None] | None = None,
+            stop: Callable[["Campaign"], bool] | None = None) -> None:
+        t0 = time.monotonic()
+        while True:
+            done = self.loop.executions
+            if execs is not None and done >= execs:
+                break
+            if duration is not None and time.monotonic() - t0 >= duration:
+                break
+            n = BATCH if execs is None else min(BATCH, execs - done)
+            self.absorb(self.loop.run_batch(n))
+            if progress:
+                progress(self.status(time.monotonic() - t0))
+            if stop and stop(self):
+                break
+
+    def status(self, elapsed: float) -> dict:
+        s = self.loop.stats()
+        return {"executions": s["executions"], "rate": s["executions"] / max(elapsed, 1e-9),
+                "coverage": s["coverage"], "corpus": s["corpus"],
+                "buckets": len(self.buckets), "elapsed": elapsed}
+
+    def minimize_all(self, budget: int = 2000) -> int:
+        """Shrink each bucket's smallest input; returns the executions spent."""
+        spent = 0
+        for b in self.buckets:
+            if b.kind == "POTENTIAL_DEADLOCK" or b.input is None:
+                continue     # a lock-order cycle is evidence from several runs, not one
+            inp = b.input
+            try:
+                sh = minimize(inp["scenario"], inp["variant"], inp["schedule"],
+                              b.signatures[0], budget)
+            except ValueError:
+                sig = next((s for s in b.signatures), None)
+                b.minimized = {"error": f"the stored input no longer gives {sig}"}
+                continue
+            spent += sh.executions
+            sc = dict(sh.scenario)
+            sc["name"] = inp["scenario"]["name"] + "-min"
+            b.minimized = {"scenario": sc, "schedule": sh.schedule, **sh.summary(),
+                           "trace_hash": sh.result.trace_hash,
+                           "findings": [{"kind": f.kind, "title": f.title,
+                                         "signature": f.signature}
+                                        for f in sh.result.findings]}
+        return spent
+
+    def result(self, seconds: float, minimize_executions: int = 0) -> CampaignResult:
+        cfg = {"variant": self.loop.variant, "search": self.config.search,
+               "generate": self.config.generate,
+               "scenarios": [sc["name"] for sc in self.config.scenarios]}
+        return CampaignResult(cfg, self.seed, self.loop.executions, seconds,
+                              self.loop.stats(), list(self.buckets), self.corpus,
+                              minimize_executions)

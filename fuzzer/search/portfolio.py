@@ -1,0 +1,52 @@
+"""Which scheduling strategy runs the next execution.
+
+Measured on the known bugs (bench/search.py; per-execution hit rates, 2-3k seeds each):
+
+  bug                              random   POS    PCT d=3 (k = decisions)  PCT d=3, k/2-k/4
+  dp-fault-race v5.16 (UAF)        0.27%   8.9%   ~6%                       11-21%
+  madvise-race v5.16 (stale TLB)   0.53%   0.43%  ~0.5%                     0.5-0.7%
+  cross-mm-opposite blocking-lock  54%     23%    ~18%                      28-31%
+
+No single strategy wins everywhere (SCTBench's and Coyote's finding too), so the default is
+a portfolio: each execution draws an arm. PCT draws its depth from 2-5 and its k from a
+quarter to all of the scenario's measured decision count (the bugs sit early in the runs);
+``guided`` mutates a corpus schedule of the scenario (RFF-style) once there is one.
+"""
+from __future__ import annotations
+
+import random
+
+from ..strategies.coverage_guided import CoverageGuided
+from ..strategies.pct import PCT
+from ..strategies.pos import POS
+from ..strategies.random_walk import RandomWalk
+
+# arm -> weight in the default portfolio (guided only once the scenario has corpus entries)
+PORTFOLIO = {"pct": 40, "pos": 25, "random": 15, "guided": 20}
+SEARCHES = ("portfolio", "random", "pct", "pos", "guided")
+
+
+def pick_arm(search: str, rng: random.Random, has_corpus: bool) -> str:
+    if search != "portfolio":
+        return search if (search != "guided" or has_corpus) else "random"
+    arms = [a for a in PORTFOLIO if a != "guided" or has_corpus]
+    return rng.choices(arms, [PORTFOLIO[a] for a in arms])[0]
+
+
+def make(arm: str, seed: int, rng: random.Random, decisions: int, fixed_pct: bool,
+         parent=None, other=None, nactors: int = 0):
+    """A strategy instance for one execution. ``fixed_pct``: plain PCT d=3, k=decisions
+    (the textbook setting, for comparisons)."""
+    if arm == "random":
+        return RandomWalk(seed)
+    if arm == "pos":
+        return POS(seed)
+    if arm == "pct":
+        if fixed_pct:
+            return PCT(seed, 3, max(2, decisions))
+        d = rng.choice((2, 3, 3, 4, 5))
+        k = rng.randint(max(2, decisions // 4), max(2, decisions))
+        return PCT(seed, d, k)
+    if arm == "guided":
+        return CoverageGuided(seed, parent, other, nactors)
+    raise ValueError(f"unknown arm {arm!r}")

@@ -1,0 +1,181 @@
+"""``migfuzz fuzz``: an in-process fuzzing campaign (buckets, minimized reproducers)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from corpus import input as inputs
+from corpus.builtin import scenario_names
+from fuzzer.search.bounded import prove
+from fuzzer.search.campaign import Campaign
+from fuzzer.search.loop import FuzzConfig
+from fuzzer.search.portfolio import SEARCHES
+from fuzzer.variants import resolve_variant
+
+from ..cli import EXIT_FOUND, EXIT_OK, UsageError
+from ..render import table
+from .engine import load_scenario
+
+STRATEGY_CHOICES = SEARCHES + ("exhaustive",)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "fuzz", help="fuzz schedules and scenarios; bucket and minimize what is found",
+        description="Run a fuzzing campaign in this process: pick a scenario and a "
+        "scheduling strategy per execution, keep inputs that add interleaving coverage, "
+        "group findings into buckets by signature, and write a minimized reproducer per "
+        "bucket (replay one with 'migfuzz replay FILE'). Same --seed and --execs: same "
+        "results.",
+        epilog="Exit status: 0 the campaign ran (findings or not; see --fail-on-finding), "
+        "1 with --fail-on-finding and at least one bucket, 2 usage error.")
+    p.add_argument("--variant", default="v5.16", help="variant spec (default v5.16)")
+    p.add_argument("--scenario", action="append", metavar="NAME|FILE",
+                   help="a built-in scenario or a scenario JSON file; repeatable (default: "
+                        "every built-in concurrency and known-bug scenario, plus generated "
+                        "ones)")
+    p.add_argument("--strategy", default="portfolio", choices=STRATEGY_CHOICES,
+                   help="portfolio (default: PCT, POS, random and coverage-guided mutation "
+                        "per execution), one of them alone, or exhaustive (preemption-"
+                        "bounded search of each scenario, see --bound)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--execs", type=int, metavar="N", help="executions to run")
+    budget.add_argument("--duration", type=float, metavar="S",
+                        help="seconds to run (results then depend on the machine's speed)")
+    p.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
+    p.add_argument("--generate", dest="generate", action="store_true", default=None,
+                   help="also mutate and generate scenarios (default only without --scenario)")
+    p.add_argument("--no-generate", dest="generate", action="store_false")
+    p.add_argument("--bound", type=int, default=2,
+                   help="preemption bound for --strategy exhaustive (default 2)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="0: run in this process (the only mode until the Ray farm exists)")
+    p.add_argument("--out", default="repros", metavar="DIR",
+                   help="directory for minimized reproducer files (default ./repros)")
+    p.add_argument("--no-minimize", action="store_true", help="skip minimization")
+    p.add_argument("--fail-on-finding", action="store_true",
+                   help="exit 1 if any bucket was found (for CI)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_fuzz)
+
+
+def _scenarios(args) -> tuple[list[dict], bool]:
+    if args.scenario:
+        scs = [load_scenario(s) for s in args.scenario]
+        names = [s["name"] for s in scs]
+        if len(set(names)) != len(names):
+            raise UsageError("a scenario was given twice: " + ", ".join(names))
+        return scs, bool(args.generate)
+    names = scenario_names("concurrency") + scenario_names("known-bug")
+    return [load_scenario(n) for n in names], args.generate is not False
+
+
+def cmd_fuzz(args) -> int:
+    if args.workers != 0:
+        raise UsageError(f"--workers {args.workers}: only --workers 0 (in-process) is "
+                         f"supported until the Ray farm exists")
+    if args.execs is not None and args.execs < 1:
+        raise UsageError("--execs must be at least 1")
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("--duration must be positive")
+    if args.bound < 0:
+        raise UsageError("--bound must be 0 or more")
+    vname, _ = resolve_variant(args.variant)
+    scs, gen = _scenarios(args)
+    if args.strategy == "exhaustive":
+        return _exhaustive(args, vname, scs)
+    execs = args.execs if args.execs is not None or args.duration is not None else 4000
+    camp = Campaign(FuzzConfig(vname, scs, args.strategy, gen), args.seed)
+    tty = sys.stderr.isatty() and not args.json
+    t0 = time.monotonic()
+    last = [0.0]
+
+    def progress(st: dict) -> None:
+        if tty and st["elapsed"] - last[0] >= 0.5:
+            last[0] = st["elapsed"]
+            print(f"\r{st['executions']} execs, {st['rate']:.0f}/s, coverage "
+                  f"{st['coverage']}, corpus {st['corpus']}, buckets {st['buckets']}  ",
+                  end="", file=sys.stderr, flush=True)
+
+    camp.run(execs=execs, duration=args.duration, progress=progress)
+    if tty:
+        print(file=sys.stderr)
+    spent = 0
+    if not args.no_minimize:
+        if tty:
+            print(f"minimizing {len(camp.buckets)} bucket(s)...", file=sys.stderr)
+        spent = camp.minimize_all()
+    res = camp.result(time.monotonic() - t0, spent)
+    _write_repros(res, args.out)
+    if args.json:
+        json.dump(res.to_json(), sys.stdout, indent=1)
+        print()
+    else:
+        _print(res)
+    return EXIT_FOUND if (args.fail_on_finding and res.buckets) else EXIT_OK
+
+
+def _write_repros(res, out: str) -> None:
+    if not res.buckets:
+        return
+    os.makedirs(out, exist_ok=True)
+    for b in res.buckets:
+        if b.minimized and "scenario" in b.minimized:
+            m = b.minimized
+            inp = inputs.make(m["scenario"], b.input["variant"], m["schedule"],
+                              strategy="minimized", seed=b.input.get("seed"),
+                              result={"trace_hash": m["trace_hash"],
+                                      "findings": m["findings"]})
+        else:
+            i = b.input
+            inp = inputs.make(i["scenario"], i["variant"], i["schedule"],
+                              strategy=i.get("strategy", ""), seed=i.get("seed"))
+        path = os.path.join(out, f"{b.kind.lower()}-{b.signature.split('-')[-1]}.json")
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(inputs.dumps(inp))
+        os.replace(tmp, path)
+        b.repro_path = path
+
+
+def _print(res) -> None:
+    st = res.stats
+    print(f"{res.executions} executions on {res.config['variant']} in {res.seconds:.1f} s "
+          f"({res.executions / max(st['seconds'], 1e-9):.0f}/s fuzzing), coverage "
+          f"{st['coverage']} ({st['coverage_kinds']['branches']} branches, "
+          f"{st['coverage_kinds']['pairs']} pairs, {st['coverage_kinds']['lock_edges']} lock "
+          f"edges), corpus {st['corpus']}, {st['scenarios']} scenarios, "
+          f"{len(res.buckets)} bucket(s)")
+    if not res.buckets:
+        return
+    rows = []
+    for b in res.buckets:
+        m = b.minimized or {}
+        size = (f"{m['actors']}a/{m['pages']}p/{m['preemptions']}pre"
+                if "actors" in m else "-")
+        rows.append((b.kind, b.hits, b.first_seen, size, b.repro_path or "-",
+                     b.title[:90] + ("..." if len(b.title) > 90 else "")))
+    print()
+    table(rows, ["kind", "hits", "first", "minimized", "reproducer", "title"])
+
+
+def _exhaustive(args, vname: str, scs: list[dict]) -> int:
+    proofs = [prove(sc, vname, args.bound) for sc in scs]
+    if args.json:
+        json.dump([{"scenario": p.scenario, "variant": vname, "bound": p.bound,
+                    "executions": p.executions, "complete": p.complete,
+                    "traces": p.traces, "verdict": p.verdict(),
+                    "findings": [{"execution": n, **f.to_json(), "schedule": s}
+                                 for n, f, s in p.findings]} for p in proofs],
+                  sys.stdout, indent=1)
+        print()
+    else:
+        table([(p.scenario, p.executions, p.verdict()) for p in proofs],
+              ["scenario", "executions", "verdict"])
+    found = any(p.findings for p in proofs)
+    return EXIT_FOUND if (args.fail_on_finding and found) else EXIT_OK
+
+
+__all__ = ["register"]
