@@ -35,6 +35,38 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
 
+def start_throwaway_pg():
+    """Start a PostgreSQL cluster under /tmp on a Unix socket; returns (url, stop).
+    RuntimeError if it cannot. Also used by bench/store.py."""
+    pgbin = _pg_bin()
+    if pgbin is None:
+        raise RuntimeError("no PostgreSQL here: install it (apt-get install -y postgresql) "
+                           "or set MIGFUZZ_TEST_PG_URL")
+    root = tempfile.mkdtemp(prefix="pgt.", dir="/tmp")
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    data = os.path.join(root, "data")
+
+    def run(cmd):
+        return subprocess.run(_as_postgres(cmd), check=True, capture_output=True, timeout=120)
+
+    def stop():
+        subprocess.run(_as_postgres([f"{pgbin}/pg_ctl", "-D", data, "-m", "immediate", "-w",
+                                     "stop"]), capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+    try:
+        run([f"{pgbin}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+             "--locale=C.UTF-8", "--no-sync"])
+        run([f"{pgbin}/pg_ctl", "-D", data, "-l", f"{root}/pg.log", "-w", "-o",
+             f"-p {PG_PORT} -k {root} -c listen_addresses='' -c fsync=off "
+             f"-c max_connections=200", "start"])
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        stop()
+        raise RuntimeError(f"could not start a throwaway PostgreSQL: "
+                           f"{(getattr(e, 'stderr', b'') or b'').decode()[-300:]}") from None
+    return f"postgresql+psycopg://postgres@/postgres?host={root}&port={PG_PORT}", stop
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """A SQLAlchemy URL of a PostgreSQL server we may create databases on."""
@@ -45,32 +77,14 @@ def pg_server():
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail("MIGFUZZ_TEST_PG_URL is not set: under CI the PostgreSQL half of the "
                     "store tests must run (.ci/run starts a server)", pytrace=False)
-    pgbin = _pg_bin()
-    if pgbin is None:
-        pytest.fail("no PostgreSQL here: install it (apt-get install -y postgresql) or set "
-                    "MIGFUZZ_TEST_PG_URL", pytrace=False)
-    root = tempfile.mkdtemp(prefix="pgt.", dir="/tmp")
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    data = os.path.join(root, "data")
-    run = lambda cmd: subprocess.run(_as_postgres(cmd), check=True, capture_output=True,  # noqa: E731
-                                     timeout=120)
     try:
-        run([f"{pgbin}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
-             "--locale=C.UTF-8", "--no-sync"])
-        run([f"{pgbin}/pg_ctl", "-D", data, "-l", f"{root}/pg.log", "-w", "-o",
-             f"-p {PG_PORT} -k {root} -c listen_addresses='' -c fsync=off "
-             f"-c max_connections=200", "start"])
-    except subprocess.CalledProcessError as e:
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.fail(f"could not start a throwaway PostgreSQL: {e.stderr.decode()[-300:]}",
-                    pytrace=False)
+        url, stop = start_throwaway_pg()
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
     try:
-        yield f"postgresql+psycopg://postgres@/postgres?host={root}&port={PG_PORT}"
+        yield url
     finally:
-        subprocess.run(_as_postgres([f"{pgbin}/pg_ctl", "-D", data, "-m", "immediate", "-w",
-                                     "stop"]), capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
+        stop()
 
 
 def _admin(url: str):
