@@ -68,6 +68,8 @@ def _fresh_name(sc: dict, prefix: str) -> str:
 
 def _new_command(sc: dict, rng: random.Random, op: str) -> list[dict] | None:
     vmas = _plain_vmas(sc)
+    if not vmas and op == "migrate":      # e.g. only MAP_SHARED: the migration does nothing
+        vmas = [(m["name"], v) for m in sc["mms"] for v in m["vmas"]]
     if not vmas:
         return None
     mm, vma = rng.choice(vmas)
