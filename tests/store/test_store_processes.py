@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import store_writer as W
-import storedata as D
 
 from corpus import input as inputs
 from db.store import Store
