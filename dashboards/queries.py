@@ -1,0 +1,358 @@
+"""Read-only queries the Store API does not have: time series for the charts, the bug list
+with variant filter, sorting, paging and hits over time, corpus growth and composition.
+
+SQLAlchemy Core SELECTs against the store's tables (db/models.py), always through the
+store's reader engine inside one transaction, so a page shows one snapshot. Nothing here
+writes. Times are seconds since the epoch, as stored.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Integer, and_, cast, exists, func, select
+from sqlalchemy.engine import Connection
+
+from db.models import (Bug, BugTitle, BugVariant, Campaign, CorpusEntry, Crash,
+                       StatsSample)
+from db.store import Store
+
+MAX_POINTS = 300            # a chart series is thinned to about this many points
+HIT_BUCKETS = 24            # time buckets for "hits over time"
+BUG_SORTS = {"last_seen": Bug.last_seen, "first_seen": Bug.first_seen, "count": Bug.count,
+             "kind": Bug.kind, "status": Bug.status, "title": Bug.title}
+PAGE_SIZE = 500
+
+
+def _conn(store: Store):
+    return store._reader.begin()          # the store's read-only, snapshot transaction
+
+
+def thin(points: list, limit: int = MAX_POINTS) -> list:
+    """Every k-th point and always the last, so a long series stays drawable."""
+    if len(points) <= limit:
+        return points
+    k = -(-len(points) // limit)
+    out = points[::k]
+    if out[-1] is not points[-1]:
+        out.append(points[-1])
+    return out
+
+
+def _bucket_expr(conn: Connection, col, t0: float, width: float):
+    x = (col - t0) / width
+    if conn.dialect.name == "postgresql":
+        return cast(func.floor(x), Integer)
+    return cast(x, Integer)               # SQLite truncates toward zero; x >= 0 here
+
+
+# ------------------------------------------------------------------ campaigns
+RATE_POINTS = 60
+
+
+def _interp(times: list[float], counts: list[int], t: float) -> float:
+    """A worker's cumulative executions at time t, linear between its samples."""
+    i = bisect_left(times, t)
+    if i >= len(times):
+        return float(counts[-1])
+    if times[i] == t or i == 0:
+        return float(counts[i]) if times[i] == t else 0.0
+    t_a, t_b, n_a, n_b = times[i - 1], times[i], counts[i - 1], counts[i]
+    return n_a + (n_b - n_a) * (t - t_a) / (t_b - t_a)
+
+
+def campaign_id(conn: Connection, name: str) -> int | None:
+    return conn.execute(select(Campaign.id).where(Campaign.name == name)).scalar()
+
+
+def campaign_series(store: Store, name: str) -> dict[str, Any]:
+    """Charts of one campaign; x is seconds since the campaign started.
+
+    - ``rate``: executions/s of the whole campaign: the workers' cumulative executions,
+      interpolated onto a common time grid and summed, differentiated between grid points;
+    - ``worker_rate``: executions/s per worker; ``worker_totals``: each worker's last sample;
+    - ``coverage``: sum of the coverage each corpus entry added (the union the campaign
+      reached), falling back to the largest per-worker stats value when there is no corpus;
+    - ``corpus``: corpus entries stored; ``buckets``: distinct signatures found.
+    """
+    with _conn(store) as conn:
+        c = conn.execute(select(Campaign).where(Campaign.name == name)).first()
+        if c is None:
+            return {}
+        t0 = c.started_at
+        samples = conn.execute(
+            select(StatsSample.worker, StatsSample.t.label("at"), StatsSample.executions,
+                   StatsSample.coverage, StatsSample.corpus_size, StatsSample.buckets,
+                   StatsSample.crashes)
+            .where(StatsSample.campaign_id == c.id)
+            .order_by(StatsSample.t, StatsSample.worker)).all()
+        corpus = conn.execute(
+            select(CorpusEntry.found_at, CorpusEntry.new_coverage)
+            .where(CorpusEntry.campaign_id == c.id)
+            .order_by(CorpusEntry.found_at, CorpusEntry.id)).all()
+        firsts = conn.execute(
+            select(func.min(Crash.found_at).label("t"))
+            .where(Crash.campaign_id == c.id).group_by(Crash.signature)
+            .order_by("t")).scalars().all()
+
+    workers: dict[str, list] = {}
+    for s in samples:
+        workers.setdefault(s.worker, []).append(s)
+    worker_rate: list[dict] = []
+    for w, rows in sorted(workers.items()):
+        pts, prev = [], None
+        for s in rows:
+            if prev is not None and s.at > prev.at:
+                pts.append([round(s.at - t0, 3),
+                            round((s.executions - prev.executions) / (s.at - prev.at), 2)])
+            prev = s
+        worker_rate.append({"name": w, "points": thin(pts)})
+    # campaign totals on a common time grid: each worker's cumulative executions,
+    # interpolated between its samples, summed; the rate is the slope between grid points
+    total, rate = [], []
+    if samples:
+        ta, tb = samples[0].at, samples[-1].at
+        k = min(RATE_POINTS, max(len(samples) // max(len(workers), 1), 1))
+        grid = [ta + (tb - ta) * i / k for i in range(k + 1)] if tb > ta else [ta]
+        # each worker starts from 0 executions when the campaign starts
+        curves = [([min(t0, rows[0].at)] + [r.at for r in rows], [0] + [r.executions for r in rows])
+                  for rows in workers.values()]
+        prev = None
+        for g in grid:
+            n = sum(_interp(ts, ns, g) for ts, ns in curves)
+            total.append([round(g - t0, 3), round(n)])
+            if prev is not None and g > prev[0]:
+                rate.append([round(g - t0, 3), round((n - prev[1]) / (g - prev[0]), 2)])
+            prev = (g, n)
+    cov, corp, acc = [], [], 0
+    for i, e in enumerate(corpus, 1):
+        acc += e.new_coverage
+        cov.append([round(e.found_at - t0, 3), acc])
+        corp.append([round(e.found_at - t0, 3), i])
+    if not corpus and samples:
+        best: dict[str, int] = {}
+        for s in samples:
+            best[s.worker] = s.coverage
+            cov.append([round(s.at - t0, 3), max(best.values())])
+    buckets = [[round(t - t0, 3), i] for i, t in enumerate(firsts, 1)]
+    end = max([c.ended_at or 0] + [s.at for s in samples[-1:]] + [e.found_at for e in corpus[-1:]])
+    if buckets and end - t0 > buckets[-1][0]:
+        buckets.append([round(end - t0, 3), len(firsts)])      # flat until the end
+    totals = {}
+    for w, rows in workers.items():
+        a, b = rows[0], rows[-1]
+        span = b.at - a.at
+        totals[w] = {"executions": b.executions, "coverage": b.coverage,
+                     "corpus_size": b.corpus_size, "buckets": b.buckets,
+                     "crashes": b.crashes, "last_sample": b.at,
+                     "rate": round((b.executions - a.executions) / span, 1) if span > 0
+                     else None}
+    return {"started_at": t0, "rate": thin(rate), "executions": thin(total),
+            "worker_rate": worker_rate, "worker_totals": totals, "coverage": thin(cov),
+            "corpus": thin(corp), "buckets": buckets}
+
+
+# ------------------------------------------------------------------ bugs
+@dataclass
+class BugFilter:
+    status: str = ""
+    kind: str = ""
+    variant: str = ""
+    campaign: str = ""
+    sort: str = "last_seen"
+    order: str = "desc"
+    page: int = 1
+
+
+def bug_facets(store: Store) -> dict[str, list[str]]:
+    with _conn(store) as conn:
+        return {
+            "status": list(conn.execute(select(Bug.status).distinct().order_by(Bug.status))
+                           .scalars()),
+            "kind": list(conn.execute(select(Bug.kind).distinct().order_by(Bug.kind))
+                         .scalars()),
+            "variant": list(conn.execute(select(BugVariant.variant).distinct()
+                                         .order_by(BugVariant.variant)).scalars()),
+            "campaign": list(conn.execute(select(Campaign.name).order_by(Campaign.name))
+                             .scalars()),
+        }
+
+
+def bug_list(store: Store, flt: BugFilter) -> dict[str, Any]:
+    """One page of bugs (no reproducer text is loaded), each with its variants and its hits
+    per time bucket over the span of all crashes shown."""
+    where = []
+    if flt.status:
+        where.append(Bug.status == flt.status)
+    if flt.kind:
+        where.append(Bug.kind == flt.kind)
+    if flt.variant:
+        where.append(exists().where(and_(BugVariant.signature == Bug.signature,
+                                         BugVariant.variant == flt.variant)))
+    with _conn(store) as conn:
+        if flt.campaign:
+            cid = campaign_id(conn, flt.campaign)
+            where.append(exists().where(and_(Crash.signature == Bug.signature,
+                                             Crash.campaign_id == (cid or -1))))
+        col = BUG_SORTS.get(flt.sort, Bug.last_seen)
+        key = col.asc() if flt.order == "asc" else col.desc()
+        total = conn.execute(select(func.count()).select_from(Bug).where(*where)).scalar()
+        page = max(1, flt.page)
+        rows = conn.execute(
+            select(Bug.signature, Bug.kind, Bug.title, Bug.status, Bug.count,
+                   Bug.first_seen, Bug.last_seen, Bug.labels, Bug.minimized,
+                   Bug.reproducer_steps, Bug.duplicate_of)
+            .where(*where).order_by(key, Bug.signature)
+            .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+        sigs = [r.signature for r in rows]
+        variants: dict[str, list[str]] = {s: [] for s in sigs}
+        hits: dict[str, list[int]] = {s: [0] * HIT_BUCKETS for s in sigs}
+        span = None
+        for i in range(0, len(sigs), 500):
+            chunk = sigs[i:i + 500]
+            for s, v in conn.execute(select(BugVariant.signature, BugVariant.variant)
+                                     .where(BugVariant.signature.in_(chunk))
+                                     .order_by(BugVariant.variant)):
+                variants[s].append(v)
+        if sigs:
+            t0, t1 = min(r.first_seen for r in rows), max(r.last_seen for r in rows)
+            if t0 is not None:
+                width = max((t1 - t0) / HIT_BUCKETS, 1e-6)
+                span = [t0, t1]
+                b = _bucket_expr(conn, Crash.found_at, t0, width).label("b")
+                for i in range(0, len(sigs), 500):
+                    chunk = sigs[i:i + 500]
+                    for s, k, n in conn.execute(
+                            select(Crash.signature, b, func.count())
+                            .where(Crash.signature.in_(chunk))
+                            .group_by(Crash.signature, b)):
+                        hits[s][min(max(int(k), 0), HIT_BUCKETS - 1)] += n
+    bugs = [{"signature": r.signature, "kind": r.kind, "title": r.title, "status": r.status,
+             "count": r.count, "first_seen": r.first_seen, "last_seen": r.last_seen,
+             "labels": list(r.labels or []), "minimized": r.minimized,
+             "steps": r.reproducer_steps, "duplicate_of": r.duplicate_of,
+             "variants": variants[r.signature], "hits": hits[r.signature]} for r in rows]
+    return {"bugs": bugs, "total": total, "page": page,
+            "pages": max(1, -(-total // PAGE_SIZE)), "span": span}
+
+
+def bug_hits(store: Store, signature: str, n: int = 40) -> dict[str, Any]:
+    """Crashes of one bug per time bucket, and per campaign and variant."""
+    with _conn(store) as conn:
+        t0, t1 = conn.execute(select(func.min(Crash.found_at), func.max(Crash.found_at))
+                              .where(Crash.signature == signature)).one()
+        series = []
+        if t0 is not None:
+            width = max((t1 - t0) / n, 1e-6)
+            b = _bucket_expr(conn, Crash.found_at, t0, width).label("b")
+            counts = [0] * n
+            for k, c in conn.execute(select(b, func.count()).where(Crash.signature == signature)
+                                     .group_by(b)):
+                counts[min(max(int(k), 0), n - 1)] += c
+            series = [[round(i * width, 3), c] for i, c in enumerate(counts)]
+        by = conn.execute(
+            select(Campaign.name, Crash.variant, func.count(), func.min(Crash.found_at))
+            .join(Campaign, Campaign.id == Crash.campaign_id)
+            .where(Crash.signature == signature)
+            .group_by(Campaign.name, Crash.variant).order_by(Campaign.name, Crash.variant)
+        ).all()
+    return {"start": t0, "series": series,
+            "by": [{"campaign": c, "variant": v, "count": k, "first": f} for c, v, k, f in by]}
+
+
+def reproducer_result(store: Store, input_hash: str | None) -> dict | None:
+    """What the run that stored this input gave (trace hash, findings), from its crashes."""
+    if not input_hash:
+        return None
+    with _conn(store) as conn:
+        rows = conn.execute(select(Crash.trace_hash, Crash.signature, Crash.kind, Crash.title)
+                            .where(Crash.input_hash == input_hash)
+                            .order_by(Crash.id)).all()
+    if not rows:
+        return None
+    seen, findings = set(), []
+    for r in rows:
+        if r.signature not in seen:
+            seen.add(r.signature)
+            findings.append({"kind": r.kind, "title": r.title, "signature": r.signature})
+    return {"trace_hash": rows[0].trace_hash, "findings": findings}
+
+
+# ------------------------------------------------------------------ corpus
+def corpus_overview(store: Store, campaign: str = "") -> dict[str, Any]:
+    with _conn(store) as conn:
+        where = []
+        if campaign:
+            where.append(CorpusEntry.campaign_id == (campaign_id(conn, campaign) or -1))
+        times = conn.execute(select(CorpusEntry.found_at).where(*where)
+                             .order_by(CorpusEntry.found_at)).scalars().all()
+        by_scenario = conn.execute(
+            select(CorpusEntry.scenario, func.count(), func.sum(CorpusEntry.new_coverage))
+            .where(*where).group_by(CorpusEntry.scenario)
+            .order_by(func.count().desc(), CorpusEntry.scenario)).all()
+        by_variant = conn.execute(
+            select(CorpusEntry.variant, func.count()).where(*where)
+            .group_by(CorpusEntry.variant).order_by(CorpusEntry.variant)).all()
+        by_worker = conn.execute(
+            select(Campaign.name, CorpusEntry.worker, func.count())
+            .join(Campaign, Campaign.id == CorpusEntry.campaign_id).where(*where)
+            .group_by(Campaign.name, CorpusEntry.worker)
+            .order_by(Campaign.name, CorpusEntry.worker)).all()
+    t0 = times[0] if times else None
+    growth = thin([[round(t - t0, 3), i] for i, t in enumerate(times, 1)])
+    return {"start": t0, "total": len(times), "growth": growth,
+            "by_scenario": [{"scenario": s, "entries": n, "coverage": int(c or 0)}
+                            for s, n, c in by_scenario],
+            "by_variant": [{"variant": v, "entries": n} for v, n in by_variant],
+            "by_worker": [{"campaign": c, "worker": w, "entries": n}
+                          for c, w, n in by_worker]}
+
+
+# ------------------------------------------------------------------ metrics
+def metrics_snapshot(store: Store) -> dict[str, Any]:
+    """Everything /metrics exports, read in one transaction."""
+    with _conn(store) as conn:
+        camps = conn.execute(select(Campaign.id, Campaign.name, Campaign.variant,
+                                    Campaign.status, Campaign.started_at)).all()
+        names = {c.id: c.name for c in camps}
+        last = (select(StatsSample.campaign_id, StatsSample.worker,
+                       func.max(StatsSample.t).label("t"))
+                .group_by(StatsSample.campaign_id, StatsSample.worker).subquery())
+        workers = conn.execute(
+            select(StatsSample.campaign_id, StatsSample.worker, StatsSample.t.label("at"),
+                   StatsSample.executions, StatsSample.coverage, StatsSample.corpus_size,
+                   StatsSample.buckets, StatsSample.crashes)
+            .join(last, and_(StatsSample.campaign_id == last.c.campaign_id,
+                             StatsSample.worker == last.c.worker,
+                             StatsSample.t == last.c.t))
+            .order_by(StatsSample.campaign_id, StatsSample.worker)).all()
+        corpus = dict(conn.execute(select(CorpusEntry.campaign_id, func.count())
+                                   .group_by(CorpusEntry.campaign_id)).all())
+        crashes = dict(conn.execute(select(Crash.campaign_id, func.count())
+                                    .group_by(Crash.campaign_id)).all())
+        bugs = conn.execute(select(Bug.kind, Bug.status, func.count())
+                            .group_by(Bug.kind, Bug.status)
+                            .order_by(Bug.kind, Bug.status)).all()
+        per_campaign = (select(Crash.campaign_id, Crash.signature).distinct().subquery())
+        camp_bugs = conn.execute(
+            select(per_campaign.c.campaign_id, Bug.kind, Bug.status, func.count())
+            .join(Bug, Bug.signature == per_campaign.c.signature)
+            .group_by(per_campaign.c.campaign_id, Bug.kind, Bug.status)
+            .order_by(per_campaign.c.campaign_id, Bug.kind, Bug.status)).all()
+    return {"campaigns": [{"name": c.name, "variant": c.variant, "status": c.status,
+                           "started_at": c.started_at, "corpus": corpus.get(c.id, 0),
+                           "crashes": crashes.get(c.id, 0)} for c in camps],
+            "workers": [{"campaign": names.get(w.campaign_id, ""), "worker": w.worker,
+                         "t": w.at, "executions": w.executions, "coverage": w.coverage,
+                         "corpus_size": w.corpus_size, "buckets": w.buckets,
+                         "crashes": w.crashes} for w in workers],
+            "bugs": [{"kind": k, "status": s, "count": n} for k, s, n in bugs],
+            "campaign_bugs": [{"campaign": names.get(cid, ""), "kind": k, "status": s,
+                               "count": n} for cid, k, s, n in camp_bugs]}
+
+
+def bug_titles(store: Store, signature: str) -> list[str]:
+    with _conn(store) as conn:
+        return list(conn.execute(select(BugTitle.title).where(BugTitle.signature == signature)
+                                 .order_by(BugTitle.id)).scalars())

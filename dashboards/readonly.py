@@ -1,0 +1,85 @@
+"""Open the store for reading only.
+
+``Store.open`` migrates the schema (a write), so the dashboard builds its own engine and
+hands it to ``Store``: SQLite through a ``mode=ro`` URI plus ``PRAGMA query_only`` (the
+database file cannot be written through it), PostgreSQL with every transaction read-only.
+A database whose schema is not at this migfuzz's head is refused with a hint, not upgraded.
+"""
+from __future__ import annotations
+
+import os
+from urllib.parse import quote
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from db import migrate
+from db.engine import BUSY_TIMEOUT_MS, redact, resolve_url
+from db.errors import StoreError
+from db.store import Store
+
+
+def _sqlite_ro_engine(path: str) -> Engine:
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise StoreError(f"no database at {path} (the dashboard never creates one)")
+    uri = f"file:{quote(path)}?mode=ro"
+    engine = create_engine("sqlite://", creator=lambda: _sqlite_connect(uri))
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):                 # one consistent snapshot per read transaction
+        conn.exec_driver_sql("BEGIN")
+    return engine
+
+
+def _sqlite_connect(uri: str):
+    import sqlite3
+    c = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                        check_same_thread=False)
+    c.isolation_level = None          # transactions are begun explicitly (deferred)
+    c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    c.execute("PRAGMA query_only=ON")
+    return c
+
+
+def readonly_engine(url: str | None) -> Engine:
+    url = resolve_url(url)
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"bad database URL {url!r}") from None
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        if u.database in (None, "", ":memory:"):
+            raise StoreError("an in-memory SQLite database has nothing to show; give a file")
+        return _sqlite_ro_engine(u.database)
+    if backend == "postgresql":
+        if u.get_driver_name() != "psycopg":
+            u = u.set(drivername="postgresql+psycopg")
+        return create_engine(
+            u, pool_pre_ping=True,
+            connect_args={"options": "-c default_transaction_read_only=on"})
+    raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://...")
+
+
+def open_readonly(url: str | None = None) -> Store:
+    """A Store whose engine cannot write; StoreError if the schema is not current."""
+    url = resolve_url(url)
+    engine = readonly_engine(url)
+    try:
+        with engine.connect() as conn:
+            rev, head = migrate.check(conn)
+    except StoreError:
+        engine.dispose()
+        raise
+    except DBAPIError as e:
+        engine.dispose()
+        msg = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+        raise StoreError(f"cannot open database {redact(url)}: {msg}") from None
+    if rev != head:
+        engine.dispose()
+        raise StoreError(f"the database schema (revision {rev or 'none'}) is not this "
+                         f"migfuzz's ({head}); run 'migfuzz db upgrade --db ...' first "
+                         f"(the dashboard never migrates)")
+    return Store(engine, url)

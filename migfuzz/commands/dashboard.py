@@ -1,0 +1,71 @@
+"""``migfuzz dashboard``: the read-only web dashboard over a store (see docs/dashboard.md)."""
+from __future__ import annotations
+
+import ipaddress
+import sys
+
+from db.errors import StoreError
+
+from ..cli import EXIT_OK, UsageError
+
+USER_ERRORS = (StoreError,)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "dashboard", help="serve the read-only web dashboard (campaigns, bugs, corpus, /metrics)",
+        description="Serve a read-only web dashboard over the store: campaign charts, the "
+        "bug list, each bug's interleaving as a swimlane with its page audit log, the "
+        "corpus, and Prometheus metrics at /metrics. It binds to loopback unless "
+        "--allow-remote is given, and never writes to the database.",
+        epilog="Exit status: 0 stopped, 2 usage error or a database it cannot read.")
+    p.add_argument("--db", metavar="URL", help="database URL (default: $MIGFUZZ_DB, else "
+                   "sqlite:///migfuzz.db here)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; a non-loopback address needs "
+                        "--allow-remote)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow binding a non-loopback address: anyone who can reach it "
+                        "sees the bugs and reproducers (there is no authentication)")
+    p.set_defaults(func=cmd_dashboard)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False                      # a name: it could resolve to anything
+
+
+def check_bind(host: str, port: int, allow_remote: bool) -> None:
+    if not 0 < port < 65536:
+        raise UsageError(f"--port must be between 1 and 65535, not {port}")
+    if not host:
+        raise UsageError("--host must not be empty")
+    if not allow_remote and not is_loopback(host):
+        raise UsageError(f"refusing to bind {host}: it is not a loopback address and the "
+                         f"dashboard has no authentication; pass --allow-remote to do it "
+                         f"anyway")
+
+
+def cmd_dashboard(args) -> int:
+    check_bind(args.host, args.port, args.allow_remote)
+    import uvicorn
+
+    from dashboards.app import create_app
+    from dashboards.readonly import open_readonly
+    from db.engine import redact
+
+    store = open_readonly(args.db)
+    app = create_app(store=store)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"migfuzz dashboard: http://{host}:{args.port}/ (read-only, {redact(store.url)}); "
+          f"Ctrl+C stops it", file=sys.stderr)
+    try:
+        uvicorn.run(app, host=args.host.strip("[]"), port=args.port, log_level="warning")
+    finally:
+        store.close()
+    return EXIT_OK
