@@ -74,12 +74,18 @@ class Guided:
     """Follow a guide (one actor per decision point) while it fits; then the tail policy.
 
     ``tail="stay"`` keeps the current actor while it is enabled, else the lowest enabled
-    one: deterministic and preemption-free, which the minimizer needs. ``tail="random"``
+    one: deterministic and preemption-free, which the minimizer needs; after ``spin`` (200)
+    decisions of one actor in a row it passes to the next one, so a spinning actor cannot
+    turn every shrink candidate into a HANG. ``tail="random"``
     is a seeded random walk (exploration)."""
     name = "guided"
 
+    spin = 200
+
     def __init__(self, guide: Sequence[int], seed: int = 0, tail: str = "stay"):
         self.guide = list(guide)
+        self.run_len = 0
+        self.last = None
         self.seed = seed
         self.tail = tail
         self.rng = random.Random(seed)
@@ -90,6 +96,8 @@ class Guided:
         self.rng = random.Random(self.seed)
         self.pos = 0
         self.followed = 0
+        self.run_len = 0
+        self.last = None
 
     def next_actor(self, enabled: Sequence[int], current: int | None, step: int) -> int:
         pos = self.pos
@@ -101,7 +109,15 @@ class Guided:
                 return want
         if self.tail == "random":
             return enabled[int(self.rng.random() * len(enabled))]
-        return current if current in enabled else enabled[0]
+        self.run_len = self.run_len + 1 if current == self.last else 0
+        self.last = current
+        if current in enabled:
+            if self.run_len < self.spin:
+                return current
+            self.run_len = 0
+            later = [e for e in enabled if e > current]
+            return later[0] if later else enabled[0]
+        return enabled[0]
 
     def next_choice(self, n: int) -> int:
         return int(self.rng.random() * n) if self.tail == "random" else 0
