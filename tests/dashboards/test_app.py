@@ -1,0 +1,167 @@
+"""The dashboard over HTTP (uvicorn on 127.0.0.1): metrics, the Grafana definition, the
+bug list's filters, server-side escaping, and the replay command it shows."""
+from __future__ import annotations
+
+import html
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+from conftest import MARKUP_LABELS
+from dashboards.metrics import METRICS
+
+GRAFANA = Path(__file__).resolve().parents[2] / "dashboards" / "grafana" / "migfuzz.json"
+PROMQL_WORDS = {"sum", "max", "min", "avg", "count", "rate", "irate", "increase", "by",
+                "without", "time", "label_values", "and", "or", "unless", "on", "ignoring",
+                "group_left", "group_right", "offset", "topk", "bottomk", "delta", "deriv",
+                "histogram_quantile", "clamp_min", "clamp_max", "abs", "vector", "scalar"}
+
+
+def get(server, path: str) -> httpx.Response:
+    return httpx.get(server["base"] + path, timeout=30)
+
+
+def parse_metrics(text: str) -> tuple[dict[str, str], list[tuple[str, dict, float]]]:
+    types, samples = {}, []
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, typ = line.split(" ", 3)
+            types[name] = typ
+        elif line and not line.startswith("#"):
+            m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+)', line)
+            assert m, line
+            labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2)))
+            samples.append((m.group(1), labels, float(m.group(3))))
+    return types, samples
+
+
+def test_metrics(server):
+    r = get(server, "/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    types, samples = parse_metrics(r.text)
+    assert list(types) == list(METRICS)
+    assert all(t in ("counter", "gauge") for t in types.values())
+    by = {(n, tuple(sorted(lab.items()))): v for n, lab, v in samples}
+    assert by[("migfuzz_executions_total",
+               (("campaign", "smoke-v5.16"), ("worker", "w0")))] == 300
+    assert sum(v for n, _, v in samples if n == "migfuzz_bugs") == len(server["bugs"])
+    corpus = sum(v for n, _, v in samples if n == "migfuzz_corpus_entries")
+    assert corpus == server["counts"]["corpus_entries"]
+    # every exported metric has samples in this database
+    assert {n for n, _, _ in samples} == set(METRICS)
+
+
+def promql_metrics(expr: str) -> set[str]:
+    """Metric names a PromQL expression selects."""
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)                 # string literals
+    e = re.sub(r"\{[^}]*\}", "", e)                             # label matchers
+    e = re.sub(r"\[[^\]]*\]", "", e)                            # range selectors
+    e = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", e)  # grouping labels
+    e = re.sub(r"label_values\(\s*([a-zA-Z_:][\w:]*)\s*,[^)]*\)", r"\1", e)
+    names = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", e))
+    return {n for n in names if n not in PROMQL_WORDS and not re.fullmatch(r"\d+\w*", n)}
+
+
+def grafana_queries(obj) -> list[str]:
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == "expr" and isinstance(v, str):
+                out.append(v)
+            elif k == "query" and isinstance(v, str) and "(" in v:
+                out.append(v)
+            else:
+                out.extend(grafana_queries(v))
+    elif isinstance(obj, list):
+        for v in obj:
+            out.extend(grafana_queries(v))
+    return out
+
+
+def test_grafana_definition_uses_exactly_exported_metrics(server):
+    exported, _ = parse_metrics(get(server, "/metrics").text)
+    dash = json.loads(GRAFANA.read_text())
+    queries = grafana_queries(dash)
+    assert len(queries) >= 10
+    used = set()
+    for q in queries:
+        names = promql_metrics(q)
+        assert names, f"no metric in {q!r}"
+        assert names <= set(exported), f"{q!r} uses {sorted(names - set(exported))}"
+        used |= names
+    # and the definition shows the headline series
+    assert {"migfuzz_executions_total", "migfuzz_coverage", "migfuzz_corpus_entries",
+            "migfuzz_bugs", "migfuzz_campaign_bugs"} <= used
+
+
+def test_promql_parser_catches_unknown_metrics():
+    assert promql_metrics('sum by (campaign) (rate(foo_total{a="b"}[5m]))') == {"foo_total"}
+    assert promql_metrics("label_values(migfuzz_campaign_info, campaign)") == \
+        {"migfuzz_campaign_info"}
+    assert promql_metrics("time() - x_seconds") == {"x_seconds"}
+
+
+def test_bug_list_filters_and_sorting(server):
+    r = get(server, "/bugs?status=triaged")
+    assert r.status_code == 200
+    sigs = re.findall(r'<tr data-signature="([^"]+)"', r.text)
+    assert sigs == [server["markup_bug"]]
+    r = get(server, "/bugs?variant=v5.15&sort=count&order=asc")
+    sigs = re.findall(r'<tr data-signature="([^"]+)"', r.text)
+    assert sigs and set(sigs) <= set(server["bugs"])
+    assert get(server, "/bugs?variant=no-such").text.count("data-signature") == 0
+    assert get(server, "/bugs?sort=nonsense&order=sideways").status_code == 200
+    assert get(server, "/bugs?page=0").status_code == 422
+    assert get(server, "/bugs/NOPE-000").status_code == 404
+    assert get(server, "/campaigns/nope").status_code == 404
+
+
+def test_user_markup_escaped_in_html(server):
+    body = get(server, "/bugs/" + quote(server["markup_bug"], safe="")).text
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in body
+    assert "<script>window.__pwned" not in body and '<b id="injected-b">' not in body
+    for label in MARKUP_LABELS:
+        assert label not in body
+    assert "&lt;img src=x onerror=" in body and "&lt;i&gt;racy&lt;/i&gt;" in body
+    csp = get(server, "/bugs").headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_replay_command_shown_works(server, tmp_path):
+    """Run the command the bug page shows (the download through httpx, as there may be no
+    curl): migfuzz replay reproduces the stored run exactly."""
+    sig = server["bugs"][0]
+    body = get(server, "/bugs/" + quote(sig, safe="")).text
+    cmd = html.unescape(re.search(r'<pre id="replay-cmd">(.*?)</pre>', body, re.S).group(1))
+    fetch, run = cmd.strip().splitlines()
+    fargs = shlex.split(fetch)
+    assert fargs[:3] == ["curl", "-fsS", "-o"]
+    out, url = fargs[3], fargs[4]
+    assert url.startswith(server["base"])
+    (tmp_path / out).write_bytes(httpx.get(url, timeout=30).content)
+    rargs = shlex.split(run)
+    assert rargs[:2] == ["migfuzz", "replay"]
+    exe = str(Path(sys.executable).with_name("migfuzz"))
+    p = subprocess.run([exe, *rargs[1:]], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr          # 0: the same trace and findings as stored
+    assert sig in p.stdout
+    stored = json.loads((tmp_path / out).read_text())["result"]
+    assert sig in [f["signature"] for f in stored["findings"]]
+    p = subprocess.run([exe, *rargs[1:], "--json"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert json.loads(p.stdout)["reproduced"] is True
+
+
+def test_static_assets_are_local(server):
+    body = get(server, "/").text
+    assert not re.search(r'(src|href)="(https?:)?//', body)
+    for asset in ("/static/charts.js", "/static/app.js", "/static/app.css",
+                  "/static/favicon.svg"):
+        assert get(server, asset).status_code == 200
