@@ -29,9 +29,9 @@ def test_json_is_deterministic_and_repros_replay(tmp_path, capsys):
         assert os.path.exists(path)
         if bk["kind"] == "POTENTIAL_DEADLOCK":
             continue
-        rc = main(["replay", path])
-        out = capsys.readouterr().out
-        assert rc == 0 and "reproduced exactly" in out, (path, out)
+        rc = main(["replay", path, "--json"])
+        out = json.loads(capsys.readouterr().out)
+        assert rc == 0 and out["reproduced"] is True, (path, out)
 
 
 def test_table_and_fail_on_finding(tmp_path, capsys):
