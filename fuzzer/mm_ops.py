@@ -177,9 +177,14 @@ def do_wp_page(k: Kernel, actor, mm: MM, vpn: int):
             return
         if page.batch_cpu == actor.cpu:
             k.lru_add_drain(actor.cpu)
-        # "if (page_count(page) > 1 + PageSwapCache(page)) goto copy"; the page stays in
-        # the swap cache, as with PageAnonExclusive reuse (5.19+) or writeback (5.15)
-        if page.mapcount == 1 and page.refcount == 1 + (page.mapping == "swapcache"):
+        # "if (page_count(page) > 1 + PageSwapCache(page)) goto copy", and a swap slot
+        # still referenced by another mm's swap pte (after fork) keeps the page shared:
+        # try_to_free_swap fails and the page is copied. An exclusive page stays in the
+        # swap cache when reused, as with PageAnonExclusive (5.19+) or writeback (5.15).
+        swap_shared = (page.mapping == "swapcache"
+                       and k.swap.get(page.swap_slot, (0, 0))[1] > 0)
+        if (page.mapcount == 1 and not swap_shared
+                and page.refcount == 1 + (page.mapping == "swapcache")):
             k.branch("fault:wp_reuse")
             k.set_pte(mm, vpn, (PRESENT, page, True, True))
             k.unlock_ptl(mm)
@@ -309,6 +314,12 @@ def gup_pin(k: Kernel, actor, mm: MM, vpn: int, write: bool):
             actor.pins.append(pte[1])
             k.unlock_ptl(mm)
             return
+        if pte[0] == ZERO and not write:
+            # follow_page_pte returns (and pins) the shared zero page, which the model does
+            # not refcount: it is never migrated, reclaimed or freed
+            k.branch("gup:pin_zero_page")
+            k.unlock_ptl(mm)
+            return
         k.unlock_ptl(mm)
         ok = yield from handle_fault(k, actor, mm, vpn, write)
         if not ok:
@@ -382,7 +393,9 @@ def reclaim(k: Kernel, mm: MM, start: int, end: int):
     k.lru_add_drain_all()
     for page in _pages_mapped_at(k, mm, start, end):
         yield ("reclaim:isolate", ("page", page.pfn))
-        if page.device or not k.isolate_lru_page(page, "reclaim:isolate"):
+        # the LRU scan only meets pages still on the LRU: one freed (or isolated) since the
+        # range was looked up is simply not there
+        if page.free or page.device or not k.isolate_lru_page(page, "reclaim:isolate"):
             continue
         yield ("reclaim:trylock", ("page", page.pfn))
         if not k.trylock(page, "reclaim:trylock"):

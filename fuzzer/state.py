@@ -264,9 +264,11 @@ class Kernel:
         self._audit(site, page, "free")
 
     def use_after_free(self, page: Page, site: str, what: str) -> None:
+        # the signature is the access site alone (ClusterFuzz's crash state is the access
+        # stack): the same access racing with different frees is one bug
         self.report("USE_AFTER_FREE",
                     f"USE_AFTER_FREE: {what} at {site} on a page freed at {page.free_site}",
-                    (site, page.free_site), pfn=page.pfn)
+                    (site,), pfn=page.pfn, freed_at=page.free_site)
 
     def touch(self, page: Page, gen: int, site: str, what: str) -> bool:
         """Access a page through a reference taken earlier (a TLB entry, a pte read without
@@ -318,8 +320,12 @@ class Kernel:
         self._audit(site, page, "unlock")
 
     def wait_unlocked(self, page: Page, site: str):
-        """Sleep until the page is unlocked, without taking the lock (wait_on_page_locked)."""
+        """Sleep until the page is unlocked, without taking the lock (wait_on_page_locked).
+        Waiting for that event while holding other page locks is a lock-order edge too
+        (DEPT's view: a wait depends on whoever will release the page)."""
         if page.locked_by is not None:
+            if self.cur is not None and self.cur.held:
+                self.cur.lock_order(page, site)
             yield Wait(site, ("page", page.pfn), lambda: page.locked_by is None,
                        lambda: [page.locked_by], "page unlock")
 
