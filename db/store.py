@@ -556,7 +556,7 @@ class Store:
                 yield self._entry(e)
 
     def list_crashes(self, campaign: str | None = None, signature: str | None = None,
-                     limit: int | None = None) -> list[dict]:
+                     limit: int | None = None, input_prefix: str | None = None) -> list[dict]:
         with self._reader.begin() as conn:
             q = (select(Crash, CampaignRow.name.label("campaign_name"))
                  .join(CampaignRow).order_by(Crash.id))
@@ -564,6 +564,10 @@ class Store:
                 q = q.where(Crash.campaign_id == self._cid(conn, campaign))
             if signature is not None:
                 q = q.where(Crash.signature == signature)
+            if input_prefix is not None:
+                if not input_prefix or any(ch not in "0123456789abcdef" for ch in input_prefix):
+                    raise StoreError("a crash id is c: and a hex prefix of its input hash")
+                q = q.where(Crash.input_hash.startswith(input_prefix))
             if limit:
                 q = q.limit(limit)
             return [{"campaign": c.campaign_name, "input_hash": c.input_hash, "signature": c.signature,

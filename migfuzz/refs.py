@@ -1,5 +1,5 @@
-"""Resolve what a triage command is pointed at: an input file now; a bug or crash id in the
-store (``--db``) once one is given."""
+"""Resolve what a triage command is pointed at: an input file, a bug (its signature, or an
+unambiguous prefix of it) or a crash (``c:`` plus a prefix of its input hash) in the store."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,8 @@ from corpus import input as inputs
 
 from .cli import UsageError
 
+DB_HELP = "database URL (default: $MIGFUZZ_DB, else sqlite:///migfuzz.db here)"
+
 
 @dataclass
 class Ref:
@@ -16,14 +18,41 @@ class Ref:
     input: dict
     signature: str | None = None           # the bug's signature, when known
     alt_titles: list[str] = field(default_factory=list)
+    bug: object = None                     # db.store.Bug when the ref is a bug
 
 
 def add_ref_arguments(p) -> None:
     p.add_argument("ref", metavar="BUG|CRASH|FILE",
-                   help="a bug id, a crash id (c<N>) or an input file")
-    p.add_argument("--db", default=None,
-                   help="database URL for bug and crash ids (default: $MIGFUZZ_DB or "
-                        "sqlite:///migfuzz.db)")
+                   help="a bug signature (or a unique prefix), c:<input hash prefix> for a "
+                        "crash, or an input file")
+    p.add_argument("--db", metavar="URL", default=None, help=DB_HELP)
+
+
+def open_store(url: str | None, *, must_exist: bool = True):
+    """Open the store for triage: a SQLite file that does not exist is an error (a typo
+    must not create an empty database), and the schema is never upgraded here."""
+    from db.engine import redact, resolve_url
+    from db.store import Store
+    full = resolve_url(url)
+    if must_exist and full.startswith("sqlite:///"):
+        path = full[len("sqlite:///"):].split("?", 1)[0]
+        if path and path != ":memory:" and not os.path.exists(path):
+            raise UsageError(f"no database at {redact(full)} (give --db or set MIGFUZZ_DB)")
+    return Store.open(full, upgrade=False)
+
+
+def find_bug(store, ref: str):
+    """A bug by signature or by an unambiguous prefix of it."""
+    bug = store.get_bug(ref)
+    if bug is not None:
+        return bug
+    matches = [b for b in store.list_bugs() if b.signature.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(f"{ref}: ambiguous, matches {len(matches)} bugs "
+                         f"({', '.join(b.signature for b in matches[:3])}, ...)")
+    raise UsageError(f"{ref}: no such bug (see 'migfuzz bugs')")
 
 
 def resolve(args) -> Ref:
@@ -32,4 +61,18 @@ def resolve(args) -> Ref:
         inp = inputs.load(ref)
         stored = (inp.get("result") or {}).get("findings") or []
         return Ref(ref, inp, stored[0]["signature"] if stored else None)
-    raise UsageError(f"{ref}: no such input file")
+    with open_store(getattr(args, "db", None)) as st:
+        if ref.startswith("c:"):
+            found = st.list_crashes(input_prefix=ref[2:], limit=50)
+            if not found:
+                raise UsageError(f"{ref}: no such crash (see 'migfuzz bugs' and "
+                                 f"'migfuzz show BUG --json')")
+            if len({c["input_hash"] for c in found}) > 1:
+                raise UsageError(f"{ref}: ambiguous, give more of the input hash")
+            crash = found[0]
+            return Ref(ref, crash["input"], crash["signature"], [crash["title"]])
+        bug = find_bug(st, ref)
+        if bug.reproducer is None:
+            raise UsageError(f"{bug.signature}: this bug has no reproducer stored")
+        return Ref(bug.signature, bug.reproducer, bug.signature,
+                   [bug.title] + bug.alt_titles, bug)

@@ -14,6 +14,7 @@ from fuzzer.strategies import STRATEGIES, make_strategy
 from fuzzer.variants import SWITCH_DOCS, SWITCH_NAMES, VARIANTS, resolve_variant
 
 from ..cli import EXIT_ERROR, EXIT_FOUND, EXIT_OK, UsageError
+from ..refs import add_ref_arguments, resolve
 from ..render import interleaving, table
 
 
@@ -49,12 +50,15 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
-        "replay", help="replay a saved input exactly",
-        description="Replay a saved input's schedule step by step and compare with the "
-        "result stored in it (trace hash and findings).",
-        epilog="Exit status: 0 same trace and findings as stored (or nothing stored), "
-        "1 the run differs, 2 bad input or a schedule that no longer fits.")
-    p.add_argument("file", help="an input file written by run --save")
+        "replay", help="replay a bug, a crash or an input file exactly",
+        description="Replay a stored input's schedule step by step and say whether it "
+        "reproduced: the same signature and the same trace hash. With --variant, replay it "
+        "on another variant (leniently: where the schedule stops fitting it carries on) "
+        "and say what happens there instead.",
+        epilog="Exit status: 0 reproduced (or, for a file with no stored result, ran), "
+        "1 not reproduced, 2 bad input, unknown id, or a schedule that no longer fits.")
+    add_ref_arguments(p)
+    p.add_argument("--variant", help="replay on this variant instead of the input's own")
     p.add_argument("--trace", action="store_true", help="print the interleaving")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_replay)
@@ -193,19 +197,27 @@ def _write_atomic(path: str, text: str) -> None:
 
 
 def cmd_replay(args) -> int:
-    inp = inputs.load(args.file)
-    r = replay(inp["scenario"], inp["variant"], inp["schedule"], seed=inp.get("seed"))
+    ref = resolve(args)
+    inp = ref.input
+    other = args.variant is not None
+    variant = resolve_variant(args.variant)[0] if other else inp["variant"]
+    r = replay(inp["scenario"], variant, inp["schedule"], seed=inp.get("seed"),
+               strict=not other)
     stored = inp.get("result")
     now = result_summary(r)
-    same = None
-    if stored is not None:
-        same = (stored.get("trace_hash") == r.trace_hash and
-                sorted(f["signature"] for f in stored.get("findings", [])) ==
-                sorted(f["signature"] for f in now["findings"]))
+    sigs = [f["signature"] for f in now["findings"]]
+    if ref.signature is not None:
+        same = ref.signature in sigs and (other or stored is None
+                                          or stored.get("trace_hash") == r.trace_hash)
+    elif stored is not None:
+        same = (stored.get("trace_hash") == r.trace_hash and sorted(sigs) ==
+                sorted(f["signature"] for f in stored.get("findings", [])))
+    else:
+        same = None
     if args.json:
-        out = {"file": args.file, "variant": r.variant, "scenario": r.scenario,
-               "seed": r.seed, "steps": r.steps, "preemptions": r.preemptions,
-               **now, "reproduced": same}
+        out = {"ref": ref.label, "variant": r.variant, "scenario": r.scenario,
+               "seed": r.seed, "steps": r.steps, "preemptions": r.preemptions, **now,
+               "signature": ref.signature, "reproduced": same, "diverged": r.diverged}
         if args.trace:
             out["trace"] = [[r.actors[i], s] for i, s, _ in r.trace]
         json.dump(out, sys.stdout, indent=1)
@@ -213,10 +225,11 @@ def cmd_replay(args) -> int:
     else:
         for f in r.findings:
             print(f"{f.title}  [{f.signature}]")
-        verdict = {None: "no stored result to compare", True: "reproduced exactly",
-                   False: "DIFFERS from the stored result"}[same]
-        print(f"replayed {r.scenario} on {r.variant}: {r.steps} steps, {r.preemptions} "
-              f"preemptions, trace {r.trace_hash}, {len(r.findings)} finding(s); {verdict}")
+        verdict = {None: "no stored result to compare", True: "reproduced",
+                   False: "NOT reproduced"}[same]
+        print(f"replayed {ref.label} ({r.scenario}) on {r.variant}: {r.steps} steps, "
+              f"{r.preemptions} preemptions, trace {r.trace_hash}, {len(r.findings)} "
+              f"finding(s); {verdict}" + (f"; {r.diverged}" if r.diverged else ""))
         if args.trace:
             print(interleaving(r.actors, r.trace))
     return EXIT_FOUND if same is False else EXIT_OK

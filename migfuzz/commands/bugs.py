@@ -1,0 +1,115 @@
+"""Bug commands over the store: list bugs, triage them (the bug lifecycle), minimize."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from fuzzer.bisect import probe
+from fuzzer.variants import resolve_variant
+
+from ..cli import EXIT_FOUND, EXIT_OK, UsageError
+from ..refs import DB_HELP, find_bug, open_store
+from ..render import table
+
+STATUSES = ("new", "triaged", "fixed", "invalid", "duplicate")
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(t)) if t else "-"
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "bugs", help="list the bugs (one per signature) in the store",
+        description="List bugs: id (signature), kind, title, hits, first and last seen, "
+        "status, and the variants where they show.",
+        epilog="Exit status: 0 listed (even if empty), 2 no database or bad filter.")
+    p.add_argument("--status", choices=STATUSES)
+    p.add_argument("--kind", help="e.g. LOST_WRITE, USE_AFTER_FREE, DEADLOCK")
+    p.add_argument("--variant", help="only bugs seen on this variant")
+    p.add_argument("--campaign", help="only bugs found by this campaign")
+    p.add_argument("--db", metavar="URL", help=DB_HELP)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_bugs)
+
+    p = sub.add_parser(
+        "triage", help="set a bug's status, notes, labels or duplicate",
+        description="The bug lifecycle: new, triaged, fixed, invalid, duplicate. Marking a "
+        "bug fixed replays its reproducer on the variant it is fixed in (--fixed-in); if it "
+        "still reproduces there the bug is not closed.",
+        epilog="Exit status: 0 updated, 1 refused (still reproduces where it is said to be "
+        "fixed), 2 unknown bug, no database or bad arguments.")
+    p.add_argument("bug", metavar="BUG", help="a bug signature or a unique prefix")
+    p.add_argument("--status", choices=STATUSES)
+    p.add_argument("--note", help="text appended to the bug's notes")
+    p.add_argument("--dup-of", metavar="BUG", help="with --status duplicate: the original")
+    p.add_argument("--label", action="append", default=[], help="add a label (repeatable)")
+    p.add_argument("--fixed-in", default="v6.1", metavar="VARIANT",
+                   help="with --status fixed: where the fix is (default v6.1)")
+    p.add_argument("--db", metavar="URL", help=DB_HELP)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_triage)
+
+
+def cmd_bugs(args) -> int:
+    if args.variant:
+        args.variant = resolve_variant(args.variant)[0]
+    with open_store(args.db) as st:
+        bugs = st.list_bugs(campaign=args.campaign, status=args.status, kind=args.kind)
+    if args.variant:
+        bugs = [b for b in bugs if args.variant in b.variants]
+    if args.json:
+        json.dump([{k: v for k, v in b.to_json().items() if k != "reproducer"} for b in bugs],
+                  sys.stdout, indent=1)
+        print()
+        return EXIT_OK
+    if not bugs:
+        print("no bugs")
+        return EXIT_OK
+    table([(b.signature, b.title[:70], b.count, _when(b.first_seen), _when(b.last_seen),
+            b.status, ",".join(b.variants)) for b in bugs],
+          ["bug", "title", "hits", "first seen", "last seen", "status", "variants"])
+    return EXIT_OK
+
+
+def cmd_triage(args) -> int:
+    if not (args.status or args.note or args.label or args.dup_of):
+        raise UsageError("nothing to do: give --status, --note, --label or --dup-of")
+    if args.dup_of and args.status not in (None, "duplicate"):
+        raise UsageError("--dup-of goes with --status duplicate")
+    with open_store(args.db) as st:
+        bug = find_bug(st, args.bug)
+        dup = find_bug(st, args.dup_of).signature if args.dup_of else None
+        status = "duplicate" if dup else args.status
+        if status == "duplicate" and not dup:
+            raise UsageError("--status duplicate needs --dup-of BUG")
+        if status == "fixed":
+            if bug.reproducer is None:
+                raise UsageError(f"{bug.signature}: no reproducer to check the fix with")
+            out = probe(bug.reproducer, resolve_variant(args.fixed_in)[0], bug.signature)
+            if out.present:
+                msg = (f"{bug.signature} still reproduces on {out.variant} ({out.how}); "
+                       f"not marked fixed")
+                if args.json:
+                    json.dump({"updated": False, "reason": msg, **out.to_json()}, sys.stdout)
+                    print()
+                else:
+                    print(msg, file=sys.stderr)
+                return EXIT_FOUND
+        notes = None
+        if args.note:
+            stamp = time.strftime("%Y-%m-%d", time.gmtime())
+            notes = (bug.notes + "\n" if bug.notes else "") + f"[{stamp}] {args.note}"
+        labels = sorted(set(bug.labels) | set(args.label)) if args.label else None
+        new = st.update_bug(bug.signature, status=status, duplicate_of=dup, notes=notes,
+                            labels=labels)
+    if args.json:
+        json.dump({"updated": True, **{k: v for k, v in new.to_json().items()
+                                       if k != "reproducer"}}, sys.stdout, indent=1)
+        print()
+    else:
+        print(f"{new.signature}: {new.status}"
+              + (f" (duplicate of {new.duplicate_of})" if new.duplicate_of else "")
+              + (f", labels {', '.join(new.labels)}" if new.labels else ""))
+    return EXIT_OK
