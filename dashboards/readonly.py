@@ -2,7 +2,8 @@
 
 ``Store.open`` migrates the schema (a write), so the dashboard builds its own engine and
 hands it to ``Store``: SQLite through a ``mode=ro`` URI plus ``PRAGMA query_only`` (the
-database file cannot be written through it), PostgreSQL with every transaction read-only.
+database file cannot be written through it), PostgreSQL with every session and every
+transaction read-only.
 A database whose schema is not at this migfuzz's head is refused with a hint, not upgraded.
 """
 from __future__ import annotations
@@ -43,6 +44,21 @@ def _sqlite_connect(uri: str):
     return c
 
 
+def _pg_read_only(engine: Engine) -> None:
+    """Every transaction read-only, whatever the pool did to the connection before.
+
+    The session default alone is not enough: after a transaction with the
+    ``postgresql_readonly`` option (the Store's reader), SQLAlchemy resets psycopg's
+    ``read_only`` attribute, and psycopg then begins with an explicit READ WRITE."""
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn, _record, _proxy):
+        dbapi_conn.read_only = True
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+
 def readonly_engine(url: str | None) -> Engine:
     url = resolve_url(url)
     try:
@@ -57,9 +73,11 @@ def readonly_engine(url: str | None) -> Engine:
     if backend == "postgresql":
         if u.get_driver_name() != "psycopg":
             u = u.set(drivername="postgresql+psycopg")
-        return create_engine(
+        engine = create_engine(
             u, pool_pre_ping=True,
             connect_args={"options": "-c default_transaction_read_only=on"})
+        _pg_read_only(engine)
+        return engine
     raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://...")
 
 
