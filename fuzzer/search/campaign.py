@@ -58,7 +58,10 @@ class Campaign:
 
     def run(self, execs: int | None = None, duration: float | None = None,
             progress: Callable[[dict], None] | None = None,
-            stop: Callable[["Campaign"], bool] | None = None) -> None:
+            stop: Callable[["Campaign"], bool] | None = None,
+            on_batch: Callable[[BatchReport], None] | None = None) -> None:
+        """Run until ``execs`` executions in all (counting any done before), ``duration``
+        seconds, or ``stop``; ``on_batch`` sees every batch report (the store's hook)."""
         t0 = time.monotonic()
         while True:
             done = self.loop.executions
@@ -67,7 +70,10 @@ class Campaign:
             if duration is not None and time.monotonic() - t0 >= duration:
                 break
             n = BATCH if execs is None else min(BATCH, execs - done)
-            self.absorb(self.loop.run_batch(n))
+            rep = self.loop.run_batch(n)
+            self.absorb(rep)
+            if on_batch:
+                on_batch(rep)
             if progress:
                 progress(self.status(time.monotonic() - t0))
             if stop and stop(self):

@@ -192,7 +192,7 @@ class FuzzLoop:
         if r.findings or r.lock_edges:
             inp = {"scenario": s.sc, "variant": self.variant, "schedule": r.schedule,
                    "strategy": arm, "seed": seed, "preemptions": r.preemptions,
-                   "steps": r.steps}
+                   "steps": r.steps, "trace_hash": r.trace_hash}
             h = input_hash(s.sc, self.variant, r.schedule)
             for f in r.findings:
                 report.findings.append(FindingEvent(f, inp, h, n))

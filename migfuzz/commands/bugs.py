@@ -29,6 +29,8 @@ def register(sub) -> None:
     p.add_argument("--kind", help="e.g. LOST_WRITE, USE_AFTER_FREE, DEADLOCK")
     p.add_argument("--variant", help="only bugs seen on this variant")
     p.add_argument("--campaign", help="only bugs found by this campaign")
+    p.add_argument("--all", action="store_true",
+                   help="include duplicates (hidden unless --status duplicate)")
     p.add_argument("--db", metavar="URL", help=DB_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_bugs)
@@ -59,6 +61,8 @@ def cmd_bugs(args) -> int:
         bugs = st.list_bugs(campaign=args.campaign, status=args.status, kind=args.kind)
     if args.variant:
         bugs = [b for b in bugs if args.variant in b.variants]
+    if not args.all and args.status is None:
+        bugs = [b for b in bugs if b.status != "duplicate"]
     if args.json:
         json.dump([{k: v for k, v in b.to_json().items() if k != "reproducer"} for b in bugs],
                   sys.stdout, indent=1)

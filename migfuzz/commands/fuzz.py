@@ -9,13 +9,14 @@ import time
 from corpus import input as inputs
 from corpus.builtin import scenario_names
 from fuzzer.search.bounded import prove
-from fuzzer.search.campaign import Campaign
 from fuzzer.search.loop import FuzzConfig
 from fuzzer.search.portfolio import SEARCHES
 from fuzzer.variants import resolve_variant
 
 from ..cli import EXIT_FOUND, EXIT_OK, UsageError
+from ..refs import DB_HELP
 from ..render import table
+from ..session import CampaignSession
 from .engine import load_scenario
 
 STRATEGY_CHOICES = SEARCHES + ("exhaustive",)
@@ -57,6 +58,14 @@ def register(sub) -> None:
     p.add_argument("--no-minimize", action="store_true", help="skip minimization")
     p.add_argument("--fail-on-finding", action="store_true",
                    help="exit 1 if any bucket was found (for CI)")
+    p.add_argument("--db", metavar="URL", help=DB_HELP)
+    p.add_argument("--name", help="campaign name in the store (default: fuzz-<variant>-"
+                                  "<UTC time>)")
+    p.add_argument("--resume", metavar="NAME",
+                   help="continue a stopped or killed campaign: its config, corpus and "
+                        "coverage come from the store; --execs/--duration say how much more")
+    p.add_argument("--no-db", action="store_true",
+                   help="keep nothing in a database (reproducer files only)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_fuzz)
 
@@ -82,12 +91,29 @@ def cmd_fuzz(args) -> int:
         raise UsageError("--duration must be positive")
     if args.bound < 0:
         raise UsageError("--bound must be 0 or more")
-    vname, _ = resolve_variant(args.variant)
-    scs, gen = _scenarios(args)
+    if args.resume and (args.name or args.scenario or args.no_db):
+        raise UsageError("--resume takes its scenarios and name from the store "
+                         "(no --name, --scenario or --no-db)")
     if args.strategy == "exhaustive":
-        return _exhaustive(args, vname, scs)
-    execs = args.execs if args.execs is not None or args.duration is not None else 4000
-    camp = Campaign(FuzzConfig(vname, scs, args.strategy, gen), args.seed)
+        vname, _ = resolve_variant(args.variant)
+        return _exhaustive(args, vname, _scenarios(args)[0])
+    if args.resume:
+        session = CampaignSession.resume(db=args.db, name=args.resume)
+    else:
+        vname, _ = resolve_variant(args.variant)
+        scs, gen = _scenarios(args)
+        session = CampaignSession.new(FuzzConfig(vname, scs, args.strategy, gen), args.seed,
+                                      db=args.db, name=args.name, no_db=args.no_db)
+    try:
+        return _run(args, session)
+    finally:
+        session.close()
+
+
+def _run(args, session) -> int:
+    camp = session.campaign
+    more = args.execs if args.execs is not None or args.duration is not None else 4000
+    target = session.base + more if args.execs is not None or args.duration is None else None
     tty = sys.stderr.isatty() and not args.json
     t0 = time.monotonic()
     last = [0.0]
@@ -99,21 +125,41 @@ def cmd_fuzz(args) -> int:
                   f"{st['coverage']}, corpus {st['corpus']}, buckets {st['buckets']}  ",
                   end="", file=sys.stderr, flush=True)
 
-    camp.run(execs=execs, duration=args.duration, progress=progress)
+    interrupted = False
+    with session.stop_on_signals() as stopped:
+        try:
+            camp.run(execs=target, duration=args.duration, progress=progress,
+                     stop=lambda _c: stopped[0], on_batch=session.on_batch)
+        except KeyboardInterrupt:
+            stopped[0] = True
+        interrupted = stopped[0]
     if tty:
         print(file=sys.stderr)
     spent = 0
-    if not args.no_minimize:
+    if not args.no_minimize and not interrupted:
         if tty:
             print(f"minimizing {len(camp.buckets)} bucket(s)...", file=sys.stderr)
         spent = camp.minimize_all()
     res = camp.result(time.monotonic() - t0, spent)
     _write_repros(res, args.out)
+    stored = session.finish(res, interrupted)
     if args.json:
-        json.dump(res.to_json(), sys.stdout, indent=1)
+        out = res.to_json()
+        out["store"] = stored
+        json.dump(out, sys.stdout, indent=1)
         print()
     else:
         _print(res)
+        if stored:
+            print(f"\nstored in {stored['db']}: campaign {stored['campaign']} "
+                  f"({stored['status']}), {stored['executions']} executions, "
+                  f"{stored['corpus']} corpus entries, {stored['crashes']} crashes, "
+                  f"{stored['bugs']} bugs; see 'migfuzz bugs --campaign "
+                  f"{stored['campaign']}'")
+    if interrupted:
+        print("migfuzz: stopped; continue with --resume "
+              f"{stored['campaign'] if stored else ''}".rstrip(), file=sys.stderr)
+        return 130
     return EXIT_FOUND if (args.fail_on_finding and res.buckets) else EXIT_OK
 
 

@@ -14,7 +14,8 @@ def _fuzz(capsys, *argv):
 
 
 def test_json_is_deterministic_and_repros_replay(tmp_path, capsys):
-    args = ["--execs", "800", "--seed", "1", "--json", "--out", str(tmp_path / "r")]
+    args = ["--execs", "800", "--seed", "1", "--json", "--out", str(tmp_path / "r"),
+            "--no-db"]
     rc, out, _ = _fuzz(capsys, *args)
     assert rc == 0
     a = json.loads(out)
@@ -36,14 +37,14 @@ def test_json_is_deterministic_and_repros_replay(tmp_path, capsys):
 
 def test_table_and_fail_on_finding(tmp_path, capsys):
     rc, out, _ = _fuzz(capsys, "--scenario", "dp-fault-race", "--execs", "300",
-                       "--out", str(tmp_path), "--fail-on-finding")
+                       "--out", str(tmp_path), "--fail-on-finding", "--no-db")
     assert rc == 1
     assert "USE_AFTER_FREE" in out and "reproducer" in out and str(tmp_path) in out
 
 
 def test_exhaustive_mode(capsys):
     rc, out, _ = _fuzz(capsys, "--variant", "v6.1", "--scenario", "cross-mm-opposite",
-                       "--strategy", "exhaustive", "--bound", "2")
+                       "--strategy", "exhaustive", "--bound", "2", "--no-db")
     assert rc == 0 and "no finding within 2 preemption(s): all 250 schedules run" in out
 
 

@@ -1,0 +1,106 @@
+"""The bridge between the search and the store: what a fuzz batch found becomes corpus
+entries, crashes and stats samples written in one transaction, and a stored campaign
+becomes the state a resumed fuzz loop starts from. Used by the in-process ``migfuzz fuzz``
+and by the farm's coordinator alike."""
+from __future__ import annotations
+
+import time
+
+from corpus import input as inputs
+from fuzzer import ENGINE_VERSION
+from fuzzer.search.loop import BatchReport, Entry, FuzzConfig
+
+from .errors import StoreError
+from .store import Store
+
+
+def campaign_config(cfg: FuzzConfig) -> dict:
+    """What a resumed campaign needs to rebuild its loop (the scenarios in full: a user's
+    scenario file may be gone by then)."""
+    return {"variant": cfg.variant, "search": cfg.search, "generate": cfg.generate,
+            "fixed_pct": cfg.fixed_pct, "scenarios": cfg.scenarios}
+
+
+def config_from(stored: dict) -> FuzzConfig:
+    try:
+        return FuzzConfig(stored["variant"], stored["scenarios"], stored["search"],
+                          stored["generate"], stored.get("fixed_pct", False))
+    except (KeyError, TypeError):
+        raise StoreError("this campaign was not started by 'migfuzz fuzz' (its config "
+                         "has no scenarios); it cannot be resumed") from None
+
+
+class Recorder:
+    """Writes one worker's (or one coordinator's) batches of one campaign."""
+
+    def __init__(self, store: Store, campaign: str, scenario_of, variant: str):
+        self.store = store
+        self.campaign = campaign
+        self.scenario_of = scenario_of          # scenario name -> scenario dict
+        self.variant = variant
+        self.crashes = 0
+        self.last_write: dict = {}
+
+    def entry_input(self, e: Entry) -> dict:
+        return inputs.make(self.scenario_of(e.scenario), self.variant, e.schedule,
+                           strategy=e.arm)
+
+    def record(self, rep: BatchReport, worker: str, executions: int, buckets: int) -> dict:
+        """Store a batch: its new corpus entries (the batch's new coverage goes with its
+        first entry), one crash per finding, and a stats sample. One transaction."""
+        corpus = []
+        for n, e in enumerate(rep.new_entries):
+            corpus.append({"input": self.entry_input(e), "worker": worker,
+                           "coverage": sorted(rep.new_features) if n == 0 else []})
+        crashes = []
+        primary: dict[int, str] = {}          # execution -> its first finding's signature
+        pairs = []
+        for ev in rep.findings:
+            i = ev.input
+            inp = inputs.make(i["scenario"], self.variant, i["schedule"],
+                              strategy=i.get("strategy", ""), seed=i.get("seed"))
+            first = primary.setdefault(ev.execution, ev.finding.signature)
+            if first != ev.finding.signature:
+                pairs.append((ev.finding.signature, first))
+            crashes.append({"input": inp, "finding": ev.finding,
+                            "trace_hash": i.get("trace_hash", ""), "steps": i.get("steps", 0),
+                            "worker": worker})
+        self.crashes += len(crashes)
+        st = rep.stats
+        stats = [{"worker": worker, "t": time.time(), "executions": executions,
+                  "coverage": st.get("coverage", 0), "corpus_size": st.get("corpus", 0),
+                  "buckets": buckets, "crashes": self.crashes}]
+        self.last_write = self.store.write_batch(self.campaign, corpus=corpus,
+                                                 crashes=crashes, stats=stats)
+        # one input that trips two oracles is one bug: a bug first seen as the second
+        # finding of an execution is filed as a duplicate of the first (syzkaller keeps
+        # such titles as alternative titles of one bug; ClusterFuzz users asked that flaky
+        # testcases not flip between crash types)
+        fresh = set(self.last_write["crashes"]["new_bugs"])
+        for sig, first in pairs:
+            if sig in fresh:
+                self.store.update_bug(sig, status="duplicate", duplicate_of=first)
+                fresh.discard(sig)
+        return self.last_write
+
+
+def resume_state(store: Store, name: str):
+    """(config, executions so far, entries, generated scenarios, coverage) of a stored
+    campaign, for a fuzz loop to merge before it goes on."""
+    state = store.load_campaign_state(name)
+    camp = state.campaign
+    if camp.engine_version != ENGINE_VERSION:
+        raise StoreError(f"campaign {name!r} was run by engine version "
+                         f"{camp.engine_version}, this is {ENGINE_VERSION}: its schedules "
+                         f"may not fit; start a new campaign")
+    cfg = config_from(camp.config)
+    given = {sc["name"] for sc in cfg.scenarios}
+    entries, generated = [], {}
+    for row in state.corpus:
+        inp = row["input"]
+        sc = inp["scenario"]
+        if sc["name"] not in given:
+            generated.setdefault(sc["name"], sc)
+        entries.append(Entry(row["hash"], sc["name"], inp["schedule"],
+                             len(row.get("coverage") or []), 0, inp.get("strategy", "")))
+    return cfg, state, entries, list(generated.values())

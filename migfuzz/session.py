@@ -1,0 +1,123 @@
+"""A fuzz campaign tied to the store: create or resume it, record every batch, store the
+minimized reproducers, and mark it finished or stopped (SIGTERM and Ctrl-C stop it
+cleanly so ``--resume`` can continue it)."""
+from __future__ import annotations
+
+import random
+import signal
+import time
+from contextlib import contextmanager
+
+from corpus import input as inputs
+from fuzzer import ENGINE_VERSION
+from fuzzer.search.campaign import Campaign
+from fuzzer.search.loop import FuzzConfig
+
+from .refs import open_store
+
+
+def resumed_seed(seed: int, executions: int) -> int:
+    """A fresh stream for a resumed loop: re-running the first stream would only repeat
+    what is already stored. Seeding with a string is stable across processes."""
+    return random.Random(f"{seed}:{executions}").getrandbits(32)
+
+
+class CampaignSession:
+    def __init__(self, campaign: Campaign, store=None, name: str = "", base: int = 0):
+        self.campaign = campaign
+        self.store = store
+        self.name = name
+        self.base = base                       # executions stored before this session
+        self.recorder = None
+        if store is not None:
+            from db.recorder import Recorder
+            loop = campaign.loop
+            self.recorder = Recorder(store, name, lambda n: loop.pool[n].sc, loop.variant)
+
+    @classmethod
+    def new(cls, cfg: FuzzConfig, seed: int, *, db: str | None, name: str | None,
+            no_db: bool) -> "CampaignSession":
+        camp = Campaign(cfg, seed)
+        if no_db:
+            return cls(camp)
+        from db.recorder import campaign_config
+        from db.store import Store
+        store = Store.open(db, check_inputs=False)   # inputs are built here, from checked parts
+        if not name:
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+            taken = {c["name"] for c in store.list_campaigns()}
+            name = f"fuzz-{camp.loop.variant}-{stamp}"
+            n = 2
+            while name in taken:
+                name = f"fuzz-{camp.loop.variant}-{stamp}-{n}"
+                n += 1
+        try:
+            store.create_campaign(name, camp.loop.variant, campaign_config(cfg), seed,
+                                  ENGINE_VERSION)
+        except Exception:
+            store.close()
+            raise
+        return cls(camp, store, name)
+
+    @classmethod
+    def resume(cls, *, db: str | None, name: str) -> "CampaignSession":
+        from db.recorder import resume_state
+        store = open_store(db)
+        try:
+            cfg, state, entries, generated = resume_state(store, name)
+            seed = state.campaign.seed or 0
+            camp = Campaign(cfg, resumed_seed(seed, state.executions))
+            camp.seed = seed
+            camp.loop.merge(entries=entries, scenarios=generated,
+                            features_=state.coverage)
+            camp.loop.executions = state.executions
+            store.set_campaign_status(name, "running")
+        except Exception:
+            store.close()
+            raise
+        return cls(camp, store, name, state.executions)
+
+    def on_batch(self, rep) -> None:
+        if self.recorder is not None:
+            self.recorder.record(rep, "local", self.campaign.loop.executions,
+                                 len(self.campaign.buckets))
+
+    @contextmanager
+    def stop_on_signals(self):
+        """Yield a one-element list that turns True on SIGTERM (checked between batches)."""
+        stopped = [False]
+
+        def handler(_sig, _frame):
+            stopped[0] = True
+
+        old = signal.signal(signal.SIGTERM, handler)
+        try:
+            yield stopped
+        finally:
+            signal.signal(signal.SIGTERM, old)
+
+    def finish(self, res, interrupted: bool) -> dict | None:
+        """Store minimized reproducers and the campaign's end; a summary for the user."""
+        st = self.store
+        if st is None:
+            return None
+        for b in res.buckets:
+            m = b.minimized or {}
+            if "scenario" in m:
+                inp = inputs.make(m["scenario"], b.input["variant"], m["schedule"],
+                                  strategy="minimized", seed=b.input.get("seed"),
+                                  result={"trace_hash": m["trace_hash"],
+                                          "findings": m["findings"]})
+                st.set_reproducer(b.signature, inp, steps=m.get("steps"))
+        status = "stopped" if interrupted else "finished"
+        st.set_campaign_status(self.name, status)
+        row = next((c for c in st.list_campaigns() if c["name"] == self.name), {})
+        from db.engine import redact
+        return {"db": redact(st.url), "campaign": self.name, "status": status,
+                "executions": self.campaign.loop.executions,
+                "corpus": row.get("corpus", 0), "crashes": row.get("crashes", 0),
+                "bugs": len(st.list_bugs(campaign=self.name))}
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
