@@ -7,6 +7,7 @@ allows scripts and styles from this server only: no inline script, no CDN, no ne
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shlex
 from pathlib import Path
@@ -17,6 +18,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
+from sqlalchemy.engine import make_url
 
 from corpus import input as inputs
 from db.engine import redact
@@ -63,6 +65,14 @@ def _safe_name(sig: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", sig)[:80]
 
 
+def _db_for_command(url: str) -> str:
+    """The --db to show in a command: a SQLite path made absolute, a password hidden."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database:
+        return "sqlite:///" + os.path.abspath(u.database)
+    return redact(url)
+
+
 def _qs(flt, **changes) -> str:
     """The bug list's query string with some parameters changed (empty ones left out)."""
     p = {k: getattr(flt, k) for k in ("status", "kind", "variant", "campaign", "sort",
@@ -88,6 +98,7 @@ def create_app(url: str | None = None, store: Store | None = None) -> FastAPI:
     app.state.store = store
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     db_label = redact(store.url)
+    db_arg = _db_for_command(store.url)
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
@@ -166,11 +177,12 @@ def create_app(url: str | None = None, store: Store | None = None) -> FastAPI:
         hits = queries.bug_hits(store, signature)
         fname = f"repro-{_safe_name(signature)}.json"
         dl = f"{str(request.base_url).rstrip('/')}/bugs/{quote(signature, safe='')}/reproducer.json"
-        cmd = (f"curl -fsS -o {shlex.quote(fname)} {shlex.quote(dl)}\n"
-               f"migfuzz replay {shlex.quote(fname)} --trace")
+        cmd = f"migfuzz replay {shlex.quote(signature)} --db {shlex.quote(db_arg)} --trace"
+        offline = (f"curl -fsS -o {shlex.quote(fname)} {shlex.quote(dl)}\n"
+                   f"migfuzz replay {shlex.quote(fname)} --trace")
         lanes = ex.get("lanes")
         return page(request, "bug.html", "bugs", b=b, ex=ex, hits=hits, cmd=cmd,
-                    download=dl, fname=fname, lanes=lanes)
+                    offline=offline, download=dl, fname=fname, lanes=lanes)
 
     @app.get("/corpus", response_class=HTMLResponse)
     def corpus(request: Request, campaign: str = ""):

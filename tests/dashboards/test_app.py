@@ -133,29 +133,48 @@ def test_user_markup_escaped_in_html(server):
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
 
 
+def _shown(body: str, pre_id: str) -> str:
+    return html.unescape(re.search(rf'<pre id="{pre_id}">(.*?)</pre>', body, re.S).group(1))
+
+
+def _migfuzz(args: list[str], cwd) -> subprocess.CompletedProcess:
+    exe = str(Path(sys.executable).with_name("migfuzz"))
+    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
 def test_replay_command_shown_works(server, tmp_path):
-    """Run the command the bug page shows (the download through httpx, as there may be no
-    curl): migfuzz replay reproduces the stored run exactly."""
+    """The command the bug page shows, run as shown (from another directory): it replays
+    the bug from the database and says it reproduced."""
     sig = server["bugs"][0]
     body = get(server, "/bugs/" + quote(sig, safe="")).text
-    cmd = html.unescape(re.search(r'<pre id="replay-cmd">(.*?)</pre>', body, re.S).group(1))
-    fetch, run = cmd.strip().splitlines()
+    args = shlex.split(_shown(body, "replay-cmd"))
+    assert args[:3] == ["migfuzz", "replay", sig] and "--db" in args
+    p = _migfuzz(args[1:], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert sig in p.stdout
+    p = _migfuzz(args[1:] + ["--json"], tmp_path)
+    assert json.loads(p.stdout)["reproduced"] is True
+
+
+def test_offline_replay_command_shown_works(server, tmp_path):
+    """The download-then-replay commands (the download through httpx, as there may be no
+    curl): the file carries the stored result, and replay reproduces it exactly."""
+    sig = server["bugs"][0]
+    body = get(server, "/bugs/" + quote(sig, safe="")).text
+    fetch, run = _shown(body, "replay-offline").strip().splitlines()
     fargs = shlex.split(fetch)
     assert fargs[:3] == ["curl", "-fsS", "-o"]
     out, url = fargs[3], fargs[4]
     assert url.startswith(server["base"])
     (tmp_path / out).write_bytes(httpx.get(url, timeout=30).content)
-    rargs = shlex.split(run)
-    assert rargs[:2] == ["migfuzz", "replay"]
-    exe = str(Path(sys.executable).with_name("migfuzz"))
-    p = subprocess.run([exe, *rargs[1:]], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=120)
-    assert p.returncode == 0, p.stderr          # 0: the same trace and findings as stored
-    assert sig in p.stdout
     stored = json.loads((tmp_path / out).read_text())["result"]
     assert sig in [f["signature"] for f in stored["findings"]]
-    p = subprocess.run([exe, *rargs[1:], "--json"], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=120)
+    rargs = shlex.split(run)
+    assert rargs[:2] == ["migfuzz", "replay"]
+    p = _migfuzz(rargs[1:], tmp_path)
+    assert p.returncode == 0, p.stderr          # 0: the same trace and findings as stored
+    assert sig in p.stdout
+    p = _migfuzz(rargs[1:] + ["--json"], tmp_path)
     assert json.loads(p.stdout)["reproduced"] is True
 
 

@@ -79,7 +79,8 @@ def test_bug_table_to_bug_page_and_swimlane(page, server):
     # audit log and the replay command
     assert page.page.locator("#audit tbody tr").count() > 0
     cmd = page.page.locator("#replay-cmd").inner_text()
-    assert "migfuzz replay" in cmd and "reproducer.json" in cmd
+    assert cmd.startswith(f"migfuzz replay {sig} --db ")
+    assert "reproducer.json" in page.page.locator("#replay-offline").inner_text()
     # clicking a decisive tick in the overview scrolls to and flashes that step
     mark = page.page.locator("#chart-lanes rect.tickmark.mark").first
     n = mark.get_attribute("data-step")
@@ -87,7 +88,7 @@ def test_bug_table_to_bug_page_and_swimlane(page, server):
     assert "flash" in (page.page.locator(f"#step-{n}").get_attribute("class") or "")
     # hits over time chart
     assert drawn(page, "#chart-hits svg[data-points]")[0] > 0
-    page.page.click("button.copy")
+    page.page.click("button.copy[data-copy=replay-cmd]")
     page.shot("bug")
     page.check()
 
