@@ -70,7 +70,7 @@
     var x0 = Math.min.apply(null, xs), x1 = Math.max.apply(null, xs);
     var y1 = Math.max.apply(null, ys), yt = ticks(0, y1 || 1, 4, true, allInt(ys));
     y1 = yt[yt.length - 1] || 1;
-    if (x1 <= x0) x1 = x0 + 1;
+    if (x1 <= x0) { x1 = x0 + Math.max(Math.abs(x0) * 0.1, 0.01); x0 = x0 - (x1 - x0); }
     var sx = function (x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
     var sy = function (y) { return H - B - y / y1 * (H - T - B); };
     var svg = frame(fig, W, H), n = 0;

@@ -3,6 +3,7 @@
 127.0.0.1 in a background thread, and Debian's Chromium driven by Playwright."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -64,8 +65,9 @@ def filled_db(tmp_path_factory) -> dict:
     url = f"sqlite:///{path}"
     info = {"path": path, "url": url, "fuzz_command": False}
     if _fuzz_with_db():
-        r = subprocess.run([_migfuzz(), "fuzz", "--db", url, "--execs", "300", "--seed", "1"],
-                           capture_output=True, text=True, timeout=300,
+        r = subprocess.run([_migfuzz(), "fuzz", "--db", url, "--name", "fuzz-cli",
+                            "--execs", "300", "--seed", "1", "--out", str(d / "repros")],
+                           capture_output=True, text=True, timeout=300, cwd=d,
                            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
                                 "RAY_AUTH_MODE": "disabled"})
         if r.returncode in (0, 1):
@@ -95,14 +97,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(filled_db):
-    """The dashboard over the filled database, served on 127.0.0.1:<free port>."""
+@contextlib.contextmanager
+def serve(app):
+    """Serve an app with uvicorn on 127.0.0.1:<free port> in a thread; yields the base URL."""
     import uvicorn
-
-    from dashboards import create_app
-    before = db_fingerprint(filled_db["path"])
-    app = create_app(filled_db["url"])
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                         lifespan="off"))
@@ -113,10 +111,24 @@ def server(filled_db):
         if time.time() > deadline or not t.is_alive():
             pytest.fail("the dashboard server did not start")
         time.sleep(0.02)
-    yield {"base": f"http://127.0.0.1:{port}", "app": app, "before": before, **filled_db}
-    srv.should_exit = True
-    t.join(10)
-    app.state.store.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        t.join(10)
+
+
+@pytest.fixture(scope="session")
+def server(filled_db):
+    """The dashboard over the filled database, served on 127.0.0.1:<free port>."""
+    from dashboards import create_app
+    before = db_fingerprint(filled_db["path"])
+    app = create_app(filled_db["url"])
+    try:
+        with serve(app) as base:
+            yield {"base": base, "app": app, "before": before, **filled_db}
+    finally:
+        app.state.store.close()
 
 
 def _ensure_chromium() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import pytest
+
 from conftest import MARKUP_LABELS, MARKUP_NOTE
 
 
@@ -122,4 +124,17 @@ def test_markup_in_notes_and_labels_is_text(page, server):
     assert sorted(row.locator(".label").all_inner_texts()) == sorted(MARKUP_LABELS)
     assert row.locator("img, i").count() == 0
     assert page.page.evaluate("() => window.__pwned") is None
+    page.check()
+
+
+def test_campaign_from_the_fuzz_command(page, server):
+    """The campaign `migfuzz fuzz --db` wrote (when that command exists) is shown too."""
+    if not server["fuzz_command"]:
+        pytest.skip("this migfuzz has no 'fuzz --db' (or it failed: see the warning)")
+    page.goto("/")
+    assert "fuzz-cli" in page.page.locator("#campaigns").inner_text()
+    page.goto("/campaigns/fuzz-cli")
+    points = drawn(page)
+    assert len(points) == 6 and sum(points) > 0, points
+    page.shot("campaign-fuzz-cli")
     page.check()

@@ -14,9 +14,10 @@ import tempfile
 import uuid
 from urllib.parse import quote
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 
+from conftest import serve
 from filldb import run_campaign
 
 PORT = 55434
@@ -100,24 +101,26 @@ def test_dashboard_on_postgres_reads_and_never_writes(pg_url):
     before = dump(pg_url)
     app = create_app(pg_url)
     try:
-        c = TestClient(app)
-        paths = ["/", "/campaigns/pg-smoke", "/bugs", "/bugs?variant=v5.16&sort=count",
-                 "/corpus", "/metrics", "/healthz"]
-        paths += [f"/bugs/{quote(s, safe='')}" for s in sigs]
-        for p in paths:
-            r = c.get(p)
-            assert r.status_code == 200, (p, r.text[:300])
-        assert "&lt;script&gt;x&lt;/script&gt;" in c.get(f"/bugs/{quote(sigs[0], safe='')}").text
-        assert 'migfuzz_executions_total{campaign="pg-smoke",worker="w0"} 150' in \
-            c.get("/metrics").text
-        store = app.state.store
-        for _ in range(3):                 # after reader transactions have used the pool
-            with pytest.raises(DBAPIError, match="read-only transaction"):
-                with store.engine.begin() as conn:
-                    conn.exec_driver_sql("UPDATE bugs SET notes = 'written'")
-            with pytest.raises(DBAPIError, match="read-only transaction"):
-                store.update_bug(sigs[0], notes="written by the dashboard")
-            c.get("/bugs")
+        with serve(app) as base, httpx.Client(base_url=base, timeout=30) as c:
+            paths = ["/", "/campaigns/pg-smoke", "/bugs", "/bugs?variant=v5.16&sort=count",
+                     "/corpus", "/metrics", "/healthz"]
+            paths += [f"/bugs/{quote(s, safe='')}" for s in sigs]
+            paths += [f"/bugs/{quote(s, safe='')}/reproducer.json" for s in sigs]
+            for p in paths:
+                r = c.get(p)
+                assert r.status_code == 200, (p, r.text[:300])
+            assert "&lt;script&gt;x&lt;/script&gt;" in \
+                c.get(f"/bugs/{quote(sigs[0], safe='')}").text
+            assert 'migfuzz_executions_total{campaign="pg-smoke",worker="w0"} 150' in \
+                c.get("/metrics").text
+            store = app.state.store
+            for _ in range(3):             # after reader transactions have used the pool
+                with pytest.raises(DBAPIError, match="read-only transaction"):
+                    with store.engine.begin() as conn:
+                        conn.exec_driver_sql("UPDATE bugs SET notes = 'written'")
+                with pytest.raises(DBAPIError, match="read-only transaction"):
+                    store.update_bug(sigs[0], notes="written by the dashboard")
+                c.get("/bugs")
     finally:
         app.state.store.close()
     assert dump(pg_url) == before
