@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Integer, and_, cast, exists, func, select
 from sqlalchemy.engine import Connection
 
-from db.models import (Bug, BugTitle, BugVariant, Campaign, CorpusEntry, Crash,
+from db.models import (Bug, BugVariant, Campaign, CorpusEntry, Crash,
                        StatsSample)
 from db.store import Store
 
@@ -351,8 +351,3 @@ def metrics_snapshot(store: Store) -> dict[str, Any]:
             "campaign_bugs": [{"campaign": names.get(cid, ""), "kind": k, "status": s,
                                "count": n} for cid, k, s, n in camp_bugs]}
 
-
-def bug_titles(store: Store, signature: str) -> list[str]:
-    with _conn(store) as conn:
-        return list(conn.execute(select(BugTitle.title).where(BugTitle.signature == signature)
-                                 .order_by(BugTitle.id)).scalars())
