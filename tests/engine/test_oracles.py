@@ -6,8 +6,8 @@ import pytest
 import fuzzer.migrate as mv
 from corpus.builtin import get_scenario
 from fuzzer.execute import execute
-from fuzzer.state import Kernel
 from fuzzer.strategies import RandomWalk, RoundRobin
+from mutations import break_method
 
 
 def findings(scenario, variant, seeds=range(1), strategy=RandomWalk, **kw):
@@ -20,21 +20,6 @@ def findings(scenario, variant, seeds=range(1), strategy=RandomWalk, **kw):
 
 def kinds(fs):
     return {f.kind for f in fs}
-
-
-def break_method(monkeypatch, name, site, times=0):
-    """Replace Kernel.<name> so the call at ``site`` runs ``times`` times (0: removed)."""
-    orig = getattr(Kernel, name)
-
-    def broken(self, *args, **kw):
-        called_site = kw.get("site", next((a for a in args if isinstance(a, str) and ":" in a), ""))
-        if called_site == site:
-            for _ in range(times):
-                orig(self, *args, **kw)
-            return None
-        return orig(self, *args, **kw)
-
-    monkeypatch.setattr(Kernel, name, broken)
 
 
 @pytest.mark.parametrize("variant", ["v5.15", "v5.16", "v6.1"])
