@@ -40,7 +40,8 @@ def test_known_bug_is_found(variant, scenario, kinds, budget):
 
 
 @pytest.mark.parametrize("scenario", ["cross-mm-opposite", "dirty-page", "madvise-race",
-                                      "dp-fault-race", "overlap-2", "fault-storm"])
+                                      "dp-fault-race", "overlap-2", "fault-storm",
+                                      "pin-compact-race", "fork-during-migration"])
 def test_v61_finds_nothing(scenario):
     sc = get_scenario(scenario)
     for seed in range(600):
