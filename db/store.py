@@ -150,16 +150,27 @@ class Store:
              check_inputs: bool = True) -> "Store":
         url = resolve_url(url)
         engine = make_engine(url)
-        try:
-            with engine.begin() as conn:
-                migrate.check_and_upgrade(conn, upgrade=upgrade)
-        except StoreError:
-            engine.dispose()
-            raise
-        except DBAPIError as e:
-            engine.dispose()
-            msg = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
-            raise StoreError(f"cannot open database {redact(url)}: {msg}") from None
+        delay = 0.05
+        for attempt in range(8):
+            try:
+                with engine.begin() as conn:
+                    migrate.check_and_upgrade(conn, upgrade=upgrade)
+                break
+            except StoreError:
+                engine.dispose()
+                raise
+            except DBAPIError as e:
+                msg = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+                # two processes creating one SQLite file at once: switching a brand-new
+                # file to WAL can fail with SQLITE_BUSY without waiting on busy_timeout
+                # (seen in CI: 1 run in ~20 of the two-writer test); it clears at once
+                if "database is locked" in msg and attempt < 7:
+                    engine.dispose()
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                engine.dispose()
+                raise StoreError(f"cannot open database {redact(url)}: {msg}") from None
         return cls(engine, url, check_inputs=check_inputs)
 
     def close(self) -> None:
