@@ -234,18 +234,9 @@ def prepare(k: Kernel, m: MigrateVma):
                     k.putback_lru_page(page, "prepare:check_fail")
                 else:
                     k.put(page, "migrate", "prepare:check_fail")
-    for i in range(m.npages):
-        if not restore:
-            break
-        page = m.src_page[i]
-        if page is None or m.src[i] & MIGRATE:
-            continue
-        yield from remove_migration_ptes(k, page, page, "prepare:restore",
-                                         only=[(m.mm, m.start + i)])
-        m.src[i], m.src_page[i] = 0, None
-        k.unlock(page, "prepare:restore")
-        k.put(page, "migrate", "prepare:restore")
-        restore -= 1
+    # "remove_migration_pte(page, migrate->vma, addr, page)": only collect's own entry
+    yield from _restore_loop(k, m, restore, "prepare:restore", putback=False,
+                             one_address=True)
 
 
 def try_to_migrate(k: Kernel, page: Page, site: str):
@@ -282,20 +273,25 @@ def remove_migration_ptes(k: Kernel, old: Page, new: Page, site: str, only=None)
         k.unlock_ptl(mm)
 
 
-def _restore_loop(k: Kernel, m: MigrateVma, restore: int, site: str, prepatch: bool):
+def _restore_loop(k: Kernel, m: MigrateVma, restore: int, site: str, putback: bool,
+                  one_address: bool = False):
+    """Put back the mapping of every entry that lost MIGRATE, unlock and release it:
+    prepare (v5.15) restores collect's entry at one address and drops a reference; unmap
+    walks every mapping and, before the seed patch, puts system pages back on the LRU."""
     for i in range(m.npages):
         if not restore:
             break
         page = m.src_page[i]
         if page is None or m.src[i] & MIGRATE:
             continue
-        yield from remove_migration_ptes(k, page, page, site)
+        only = [(m.mm, m.start + i)] if one_address else None
+        yield from remove_migration_ptes(k, page, page, site, only)
         m.src[i], m.src_page[i] = 0, None
         k.unlock(page, site)
-        if prepatch and not page.device:
+        if putback and not page.device:
             k.putback_lru_page(page, site)
         else:
-            k.put(page, "migrate" if (page.device or not prepatch) else "isolate", site)
+            k.put(page, "migrate", site)
         restore -= 1
 
 
@@ -320,7 +316,7 @@ def unmap_prepatch(k: Kernel, m: MigrateVma):
         m.src[i] &= ~MIGRATE
         m.cpages -= 1
         restore += 1
-    yield from _restore_loop(k, m, restore, "unmap:restore", prepatch=True)
+    yield from _restore_loop(k, m, restore, "unmap:restore", putback=True)
 
 
 def unmap(k: Kernel, m: MigrateVma):
@@ -351,7 +347,7 @@ def unmap(k: Kernel, m: MigrateVma):
             m.src[i] &= ~MIGRATE
             m.cpages -= 1
             restore += 1
-    yield from _restore_loop(k, m, restore, "unmap:restore", prepatch=False)
+    yield from _restore_loop(k, m, restore, "unmap:restore", putback=False)
 
 
 def insert_page(k: Kernel, m: MigrateVma, i: int, page: Page):

@@ -1,4 +1,5 @@
 """Deliberately broken copies of engine steps, shared by the oracle and golden tests."""
+import fuzzer.migrate as mv
 from fuzzer.state import Kernel
 
 
@@ -15,3 +16,15 @@ def break_method(monkeypatch, name, site, times=0):
         return orig(self, *args, **kw)
 
     monkeypatch.setattr(Kernel, name, broken)
+
+
+def skip_restore(monkeypatch):
+    """finalize no longer restores the migration entries of a page that did not move."""
+    orig = mv.remove_migration_ptes
+
+    def broken(k, old, new, site, only=None):
+        if site == "finalize:remove_migration_ptes" and old is new:
+            return
+        yield from orig(k, old, new, site, only)
+
+    monkeypatch.setattr(mv, "remove_migration_ptes", broken)

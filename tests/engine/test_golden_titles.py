@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-import fuzzer.migrate as mv
 from corpus import input as inputs
 from corpus.builtin import get_scenario
 from fuzzer.execute import execute, replay
 from fuzzer.search.lockgraph import LockGraph
 from fuzzer.strategies import RandomWalk, RoundRobin
-from mutations import break_method
+from mutations import break_method, skip_restore
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden_findings.json")
@@ -34,16 +33,6 @@ def one_mm(program):
     return {"name": "golden", "mms": [{"name": "A", "vmas": [{"start": 0, "npages": 2}]}],
             "layout": [{"mm": "A", "start": 0, "npages": 2}],
             "actors": [{"name": "t", "program": program}]}
-
-
-def skip_restore(monkeypatch):
-    orig = mv.remove_migration_ptes
-
-    def broken(k, old, new, site, only=None):
-        if site == "finalize:remove_migration_ptes" and old is new:
-            return
-        yield from orig(k, old, new, site, only)
-    monkeypatch.setattr(mv, "remove_migration_ptes", broken)
 
 
 def potential_deadlock():

@@ -3,11 +3,10 @@ reference not dropped, a reference dropped twice, a flush removed, a restore ski
 oracle must fire, with a title that names the site."""
 import pytest
 
-import fuzzer.migrate as mv
 from corpus.builtin import get_scenario
 from fuzzer.execute import execute
 from fuzzer.strategies import RandomWalk, RoundRobin
-from mutations import break_method
+from mutations import break_method, skip_restore
 
 
 def findings(scenario, variant, seeds=range(1), strategy=RandomWalk, **kw):
@@ -96,14 +95,7 @@ def test_flush_removed_loses_writes_on_v61(monkeypatch):
 
 
 def test_restore_skipped_leaves_a_stale_migration_entry(monkeypatch):
-    orig = mv.remove_migration_ptes
-
-    def broken(k, old, new, site, only=None):
-        if site == "finalize:remove_migration_ptes" and old is new:
-            return
-        yield from orig(k, old, new, site, only)
-
-    monkeypatch.setattr(mv, "remove_migration_ptes", broken)
+    skip_restore(monkeypatch)
     # the driver fails to allocate a destination for page 1: finalize must restore it
     fs = execute(one_mm(("mig0", [migrate(fail_alloc=[1])])), "v5.16", RoundRobin()).findings
     stale = [f for f in fs if f.kind == "STALE_MIGRATION_ENTRY"]
