@@ -12,11 +12,11 @@ import os
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from db import migrate
-from db.engine import BUSY_TIMEOUT_MS, redact, resolve_url
+from db.engine import BUSY_TIMEOUT_MS, parse_url, redact, resolve_url
 from db.errors import StoreError
 from db.store import Store
 
@@ -60,25 +60,13 @@ def _pg_read_only(engine: Engine) -> None:
 
 
 def readonly_engine(url: str | None) -> Engine:
-    url = resolve_url(url)
-    try:
-        u = make_url(url)
-    except ArgumentError:
-        raise StoreError(f"bad database URL {url!r}") from None
-    backend = u.get_backend_name()
+    u, backend = parse_url(url, "has nothing to show")
     if backend == "sqlite":
-        if u.database in (None, "", ":memory:"):
-            raise StoreError("an in-memory SQLite database has nothing to show; give a file")
         return _sqlite_ro_engine(u.database)
-    if backend == "postgresql":
-        if u.get_driver_name() != "psycopg":
-            u = u.set(drivername="postgresql+psycopg")
-        engine = create_engine(
-            u, pool_pre_ping=True,
-            connect_args={"options": "-c default_transaction_read_only=on"})
-        _pg_read_only(engine)
-        return engine
-    raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://...")
+    engine = create_engine(u, pool_pre_ping=True,
+                           connect_args={"options": "-c default_transaction_read_only=on"})
+    _pg_read_only(engine)
+    return engine
 
 
 def open_readonly(url: str | None = None) -> Store:

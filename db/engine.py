@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from .errors import StoreError
@@ -44,7 +44,9 @@ def redact(url: str) -> str:
         return "<bad url>"
 
 
-def make_engine(url: str | None = None) -> Engine:
+def parse_url(url: str | None, in_memory_why: str) -> tuple[URL, str]:
+    """(URL with the psycopg driver for PostgreSQL, backend); StoreError for a bad URL,
+    an in-memory SQLite database (``in_memory_why`` says why not) or another backend."""
     url = resolve_url(url)
     try:
         u = make_url(url)
@@ -53,18 +55,26 @@ def make_engine(url: str | None = None) -> Engine:
     backend = u.get_backend_name()
     if backend == "sqlite":
         if u.database in (None, "", ":memory:"):
-            raise StoreError("an in-memory SQLite database cannot be shared; give a file")
+            raise StoreError(f"an in-memory SQLite database {in_memory_why}; give a file")
+    elif backend == "postgresql":
+        if u.get_driver_name() != "psycopg":
+            u = u.set(drivername="postgresql+psycopg")
+    else:
+        raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or "
+                         f"postgresql://...")
+    return u, backend
+
+
+def make_engine(url: str | None = None) -> Engine:
+    u, backend = parse_url(url, "cannot be shared")
+    if backend == "sqlite":
         d = os.path.dirname(os.path.abspath(u.database))
         if not os.path.isdir(d):
             raise StoreError(f"database directory {d} does not exist")
         engine = create_engine(u, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         _sqlite_events(engine)
         return engine
-    if backend == "postgresql":
-        if u.get_driver_name() != "psycopg":
-            u = u.set(drivername="postgresql+psycopg")
-        return create_engine(u, pool_pre_ping=True)
-    raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://...")
+    return create_engine(u, pool_pre_ping=True)
 
 
 def _sqlite_events(engine: Engine) -> None:
