@@ -45,31 +45,47 @@ class Recorder:
         return inputs.make(self.scenario_of(e.scenario), self.variant, e.schedule,
                            strategy=e.arm)
 
-    def record(self, rep: BatchReport, worker: str, executions: int, buckets: int) -> dict:
+    def record(self, rep: BatchReport, worker: str, executions: int, buckets: int,
+               entry_features: list | None = None) -> dict:
         """Store a batch: its new corpus entries (the batch's new coverage goes with its
-        first entry), one crash per finding, and a stats sample. One transaction."""
-        corpus = []
-        for n, e in enumerate(rep.new_entries):
-            corpus.append({"input": self.entry_input(e), "worker": worker,
-                           "coverage": sorted(rep.new_features) if n == 0 else []})
-        crashes = []
-        primary: dict[int, str] = {}          # execution -> its first finding's signature
-        pairs = []
-        for ev in rep.findings:
-            i = ev.input
-            inp = inputs.make(i["scenario"], self.variant, i["schedule"],
-                              strategy=i.get("strategy", ""), seed=i.get("seed"))
-            first = primary.setdefault(ev.execution, ev.finding.signature)
-            if first != ev.finding.signature:
-                pairs.append((ev.finding.signature, first))
-            crashes.append({"input": inp, "finding": ev.finding,
-                            "trace_hash": i.get("trace_hash", ""), "steps": i.get("steps", 0),
-                            "worker": worker})
+        first entry, or each entry's own with ``entry_features``), one crash per finding,
+        and a stats sample. One transaction."""
+        return self.record_many([(rep, worker, executions, entry_features)], buckets)
+
+    def record_many(self, items, buckets: int) -> dict:
+        """Store several batches (``(report, worker, executions so far, entry_features or
+        None)``, from one or many workers) in ONE transaction: the farm's coordinator
+        coalesces what arrived since its last write. Stats: one sample per worker (its
+        last). Writing the same batches again adds nothing (the store is idempotent)."""
+        corpus, crashes, pairs = [], [], []
+        last: dict[str, tuple] = {}
+        for rep, worker, executions, efeats in items:
+            for n, e in enumerate(rep.new_entries):
+                cov = (efeats[n] if efeats is not None
+                       else sorted(rep.new_features) if n == 0 else [])
+                corpus.append({"input": self.entry_input(e), "worker": worker,
+                               "coverage": sorted(cov)})
+            primary: dict[int, str] = {}      # execution -> its first finding's signature
+            for ev in rep.findings:
+                i = ev.input
+                inp = inputs.make(i["scenario"], self.variant, i["schedule"],
+                                  strategy=i.get("strategy", ""), seed=i.get("seed"))
+                first = primary.setdefault(ev.execution, ev.finding.signature)
+                if first != ev.finding.signature:
+                    pairs.append((ev.finding.signature, first))
+                crashes.append({"input": inp, "finding": ev.finding,
+                                "trace_hash": i.get("trace_hash", ""),
+                                "steps": i.get("steps", 0), "worker": worker})
+            last[worker] = (rep, executions)
         self.crashes += len(crashes)
-        st = rep.stats
-        stats = [{"worker": worker, "t": time.time(), "executions": executions,
-                  "coverage": st.get("coverage", 0), "corpus_size": st.get("corpus", 0),
-                  "buckets": buckets, "crashes": self.crashes}]
+        stats = []
+        t = time.time()
+        for worker, (rep, executions) in last.items():
+            st = rep.stats
+            stats.append({"worker": worker, "t": t, "executions": executions,
+                          "coverage": st.get("coverage", 0),
+                          "corpus_size": st.get("corpus", 0),
+                          "buckets": buckets, "crashes": self.crashes})
         self.last_write = self.store.write_batch(self.campaign, corpus=corpus,
                                                  crashes=crashes, stats=stats)
         # one input that trips two oracles is one bug: a bug first seen as the second

@@ -23,11 +23,15 @@ def resumed_seed(seed: int, executions: int) -> int:
 
 
 class CampaignSession:
-    def __init__(self, campaign: Campaign, store=None, name: str = "", base: int = 0):
+    def __init__(self, campaign: Campaign, store=None, name: str = "", base: int = 0,
+                 prior_workers: dict | None = None):
         self.campaign = campaign
         self.store = store
         self.name = name
         self.base = base                       # executions stored before this session
+        # worker name -> its executions stored before this session ("local" in process,
+        # "w0", "w1", ... on the farm); the store sums the workers' last samples
+        self.prior_workers = dict(prior_workers or {})
         self.recorder = None
         if store is not None:
             from db.recorder import Recorder
@@ -75,26 +79,45 @@ class CampaignSession:
         except Exception:
             store.close()
             raise
-        return cls(camp, store, name, state.executions)
+        prior = {w: int(s.get("executions") or 0) for w, s in state.workers.items()}
+        return cls(camp, store, name, state.executions, prior)
+
+    def hub_state(self) -> dict:
+        """What the campaign knows before this session (nothing for a new one): corpus
+        entries, generated scenarios and coverage, for a farm's coordinator to start from."""
+        loop = self.campaign.loop
+        return {"entries": [e for s in loop.pool.values() for e in s.entries],
+                "scenarios": [s.sc for s in loop.pool.values() if s.generated],
+                "features_": list(loop.coverage.hits)}
 
     def on_batch(self, rep) -> None:
         if self.recorder is not None:
-            self.recorder.record(rep, "local", self.campaign.loop.executions,
+            done = self.campaign.loop.executions - self.base
+            self.recorder.record(rep, "local", self.prior_workers.get("local", 0) + done,
                                  len(self.campaign.buckets))
 
     @contextmanager
-    def stop_on_signals(self):
-        """Yield a one-element list that turns True on SIGTERM (checked between batches)."""
+    def stop_on_signals(self, sigint: bool = False):
+        """Yield a one-element list that turns True on SIGTERM (checked between batches).
+        With ``sigint`` the first Ctrl-C does the same (a second one interrupts at once)."""
         stopped = [False]
 
         def handler(_sig, _frame):
             stopped[0] = True
 
+        def int_handler(_sig, _frame):
+            if stopped[0]:
+                raise KeyboardInterrupt
+            stopped[0] = True
+
         old = signal.signal(signal.SIGTERM, handler)
+        old_int = signal.signal(signal.SIGINT, int_handler) if sigint else None
         try:
             yield stopped
         finally:
             signal.signal(signal.SIGTERM, old)
+            if sigint:
+                signal.signal(signal.SIGINT, old_int)
 
     def finish(self, res, interrupted: bool) -> dict | None:
         """Store minimized reproducers and the campaign's end; a summary for the user."""
@@ -114,7 +137,7 @@ class CampaignSession:
         row = next((c for c in st.list_campaigns() if c["name"] == self.name), {})
         from db.engine import redact
         return {"db": redact(st.url), "campaign": self.name, "status": status,
-                "executions": self.campaign.loop.executions,
+                "executions": res.executions,
                 "corpus": row.get("corpus", 0), "crashes": row.get("crashes", 0),
                 "bugs": len(st.list_bugs(campaign=self.name))}
 

@@ -1,4 +1,6 @@
-"""``migfuzz fuzz``: an in-process fuzzing campaign (buckets, minimized reproducers)."""
+"""``migfuzz fuzz``: a fuzzing campaign (buckets, minimized reproducers), on a Ray farm
+(``workers/``: a local Ray instance, or ``--address`` to join a cluster) or, with
+``--workers 0``, in this process."""
 from __future__ import annotations
 
 import json
@@ -8,6 +10,7 @@ import time
 
 from corpus import input as inputs
 from corpus.builtin import scenario_names
+from fuzzer.search.campaign import CampaignResult
 from fuzzer.search.bounded import prove
 from fuzzer.search.loop import FuzzConfig
 from fuzzer.search.portfolio import SEARCHES
@@ -19,17 +22,22 @@ from ..render import table
 from ..session import CampaignSession
 from .engine import load_scenario
 
+from workers.runtime import FarmError
+
 STRATEGY_CHOICES = SEARCHES + ("exhaustive",)
+USER_ERRORS = (FarmError,)
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "fuzz", help="fuzz schedules and scenarios; bucket and minimize what is found",
-        description="Run a fuzzing campaign in this process: pick a scenario and a "
-        "scheduling strategy per execution, keep inputs that add interleaving coverage, "
-        "group findings into buckets by signature, and write a minimized reproducer per "
-        "bucket (replay one with 'migfuzz replay FILE'). Same --seed and --execs: same "
-        "results.",
+        description="Run a fuzzing campaign: pick a scenario and a scheduling strategy per "
+        "execution, keep inputs that add interleaving coverage, group findings into "
+        "buckets by signature, and write a minimized reproducer per bucket (replay one "
+        "with 'migfuzz replay FILE'). By default the fuzz loops run as Ray actors on a "
+        "local Ray instance started for the campaign (loopback only), one per CPU; "
+        "--address joins an existing Ray cluster instead; --workers 0 runs one loop in "
+        "this process, where the same --seed and --execs give the same results.",
         epilog="Exit status: 0 the campaign ran (findings or not; see --fail-on-finding), "
         "1 with --fail-on-finding and at least one bucket, 2 usage error.")
     p.add_argument("--variant", default="v5.16", help="variant spec (default v5.16)")
@@ -51,8 +59,14 @@ def register(sub) -> None:
     p.add_argument("--no-generate", dest="generate", action="store_false")
     p.add_argument("--bound", type=int, default=2,
                    help="preemption bound for --strategy exhaustive (default 2)")
-    p.add_argument("--workers", type=int, default=0,
-                   help="0: run in this process (the only mode until the Ray farm exists)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="fuzz loops on Ray (default: the number of CPUs, here "
+                        f"{os.cpu_count()}); 0 runs one loop in this process, no Ray")
+    p.add_argument("--address", metavar="ADDR",
+                   help="join this Ray cluster (e.g. 10.0.0.1:6379 or ray://...) instead of "
+                        "starting a local Ray instance; starts and stops nothing")
+    p.add_argument("--batch", type=int, default=250, metavar="N",
+                   help="executions per worker call on the farm (default 250, ~0.1 s)")
     p.add_argument("--out", default="repros", metavar="DIR",
                    help="directory for minimized reproducer files (default ./repros)")
     p.add_argument("--no-minimize", action="store_true", help="skip minimization")
@@ -82,9 +96,14 @@ def _scenarios(args) -> tuple[list[dict], bool]:
 
 
 def cmd_fuzz(args) -> int:
-    if args.workers != 0:
-        raise UsageError(f"--workers {args.workers}: only --workers 0 (in-process) is "
-                         f"supported until the Ray farm exists")
+    if args.workers is None:
+        args.workers = os.cpu_count() or 1
+    if args.workers < 0:
+        raise UsageError("--workers must be 0 (in this process) or more")
+    if args.workers == 0 and args.address:
+        raise UsageError("--address needs workers on the cluster (--workers 1 or more)")
+    if args.batch < 1:
+        raise UsageError("--batch must be at least 1")
     if args.execs is not None and args.execs < 1:
         raise UsageError("--execs must be at least 1")
     if args.duration is not None and args.duration <= 0:
@@ -105,7 +124,7 @@ def cmd_fuzz(args) -> int:
         session = CampaignSession.new(FuzzConfig(vname, scs, args.strategy, gen), args.seed,
                                       db=args.db, name=args.name, no_db=args.no_db)
     try:
-        return _run(args, session)
+        return _run(args, session) if args.workers == 0 else _run_farm(args, session)
     finally:
         session.close()
 
@@ -141,6 +160,11 @@ def _run(args, session) -> int:
             print(f"minimizing {len(camp.buckets)} bucket(s)...", file=sys.stderr)
         spent = camp.minimize_all()
     res = camp.result(time.monotonic() - t0, spent)
+    return _report(args, res, session, interrupted)
+
+
+def _report(args, res, session, interrupted: bool) -> int:
+    """Reproducer files, the store's end of the campaign, and the summary (both modes)."""
     _write_repros(res, args.out)
     stored = session.finish(res, interrupted)
     if args.json:
@@ -161,6 +185,92 @@ def _run(args, session) -> int:
               f"{stored['campaign'] if stored else ''}".rstrip(), file=sys.stderr)
         return 130
     return EXIT_FOUND if (args.fail_on_finding and res.buckets) else EXIT_OK
+
+
+def _run_farm(args, session) -> int:
+    from workers.coordinator import Coordinator
+    from workers.farm import Farm, FarmOptions
+    from workers.runtime import ray_session
+    camp = session.campaign
+    loop = camp.loop
+    more = args.execs if args.execs is not None or args.duration is not None else 4000
+    execs = more if args.execs is not None or args.duration is None else None
+    n = args.workers
+    tty = sys.stderr.isatty() and not args.json
+    coord = Coordinator(camp.config, n, variant=loop.variant, **session.hub_state(),
+                        bases=session.prior_workers, base_executions=session.base)
+    if session.recorder is not None:
+        session.recorder.scenario_of = coord.scenario_of
+    opts = FarmOptions(workers=n, batch=args.batch, minimize=not args.no_minimize)
+    show = _Progress(tty, quiet=args.json, target=execs, base=session.base)
+    t0 = time.monotonic()
+    interrupted = False
+    # one logical CPU more than the workers: minimization tasks run beside them
+    with ray_session(args.address, num_cpus=None if args.address else n + 1) as ray:
+        farm = Farm(ray, camp.config, loop.seed, opts, coord, session.recorder,
+                    log=show.log)
+        try:
+            with session.stop_on_signals(sigint=True) as stopped:
+                farm.run(execs=execs, duration=args.duration, stop=lambda: stopped[0],
+                         progress=show)
+            interrupted = farm.stopped
+            show.done()
+            if not interrupted and opts.minimize and len(coord.buckets):
+                if tty:
+                    print(f"minimizing {len(coord.buckets)} bucket(s)...", file=sys.stderr)
+                farm.finish_minimizing()
+        finally:
+            farm.shutdown()
+    cfg = {"variant": loop.variant, "search": camp.config.search,
+           "generate": camp.config.generate,
+           "scenarios": [sc["name"] for sc in camp.config.scenarios], "workers": n}
+    res = CampaignResult(cfg, camp.seed, coord.total_executions(),
+                         time.monotonic() - t0, coord.stats(farm.seconds),
+                         list(coord.buckets), coord.corpus, farm.minimize_executions)
+    return _report(args, res, session, interrupted)
+
+
+class _Progress:
+    """Total and per-worker executions/s, coverage, corpus, buckets: a redrawn line with a
+    bar on a terminal, a plain line every few seconds otherwise."""
+
+    def __init__(self, tty: bool, quiet: bool, target: int | None, base: int,
+                 every: float = 5.0):
+        self.tty, self.quiet, self.target, self.base = tty, quiet, target, base
+        self.every = every if not tty else 0.25
+        self.last = 0.0
+        self.drawn = False
+
+    def line(self, st: dict) -> str:
+        ws = " ".join(f"{w['name']} {w['rate']:.0f}/s" + ("!" if w["failed"] else "")
+                      for w in st["workers"])
+        return (f"{st['executions']} execs, {st['rate']:.0f}/s ({ws}), coverage "
+                f"{st['coverage']}, corpus {st['corpus']}, buckets {st['buckets']}")
+
+    def __call__(self, st: dict) -> None:
+        if self.quiet or st["elapsed"] - self.last < self.every:
+            return
+        self.last = st["elapsed"]
+        if not self.tty:
+            print(f"[{st['elapsed']:.0f}s] " + self.line(st), file=sys.stderr, flush=True)
+            return
+        bar = ""
+        if self.target:
+            frac = min(1.0, st["session_executions"] / self.target)
+            bar = f"[{'#' * int(frac * 20):<20}] {frac * 100:3.0f}% "
+        print(f"\r{bar}{self.line(st)}\x1b[K", end="", file=sys.stderr, flush=True)
+        self.drawn = True
+
+    def log(self, msg: str) -> None:
+        if self.drawn:
+            print(file=sys.stderr)
+            self.drawn = False
+        print(f"migfuzz: {msg}", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.drawn:
+            print(file=sys.stderr)
+            self.drawn = False
 
 
 def _write_repros(res, out: str) -> None:

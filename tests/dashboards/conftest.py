@@ -65,7 +65,7 @@ def filled_db(tmp_path_factory) -> dict:
     url = f"sqlite:///{path}"
     info = {"path": path, "url": url, "fuzz_command": False}
     if _fuzz_with_db():
-        r = subprocess.run([_migfuzz(), "fuzz", "--db", url, "--name", "fuzz-cli",
+        r = subprocess.run([_migfuzz(), "fuzz", "--workers", "0", "--db", url, "--name", "fuzz-cli",
                             "--execs", "300", "--seed", "1", "--out", str(d / "repros")],
                            capture_output=True, text=True, timeout=300, cwd=d,
                            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0",

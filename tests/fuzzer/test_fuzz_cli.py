@@ -14,7 +14,7 @@ def _fuzz(capsys, *argv):
 
 
 def test_json_is_deterministic_and_repros_replay(tmp_path, capsys):
-    args = ["--execs", "800", "--seed", "1", "--json", "--out", str(tmp_path / "r"),
+    args = ["--workers", "0", "--execs", "800", "--seed", "1", "--json", "--out", str(tmp_path / "r"),
             "--no-db"]
     rc, out, _ = _fuzz(capsys, *args)
     assert rc == 0
@@ -36,22 +36,22 @@ def test_json_is_deterministic_and_repros_replay(tmp_path, capsys):
 
 
 def test_table_and_fail_on_finding(tmp_path, capsys):
-    rc, out, _ = _fuzz(capsys, "--scenario", "dp-fault-race", "--execs", "300",
+    rc, out, _ = _fuzz(capsys, "--workers", "0", "--scenario", "dp-fault-race", "--execs", "300",
                        "--out", str(tmp_path), "--fail-on-finding", "--no-db")
     assert rc == 1
     assert "USE_AFTER_FREE" in out and "reproducer" in out and str(tmp_path) in out
 
 
 def test_exhaustive_mode(capsys):
-    rc, out, _ = _fuzz(capsys, "--variant", "v6.1", "--scenario", "cross-mm-opposite",
+    rc, out, _ = _fuzz(capsys, "--workers", "0", "--variant", "v6.1", "--scenario", "cross-mm-opposite",
                        "--strategy", "exhaustive", "--bound", "2", "--no-db")
     assert rc == 0 and "no finding within 2 preemption(s): all 250 schedules run" in out
 
 
 def test_workers_other_than_zero_is_a_usage_error(capsys):
-    rc, _, err = _fuzz(capsys, "--workers", "2", "--execs", "10")
-    assert rc == 2 and "only --workers 0" in err
-    rc, _, err = _fuzz(capsys, "--execs", "0")
+    rc, _, err = _fuzz(capsys, "--workers", "-1", "--execs", "10")
+    assert rc == 2 and "--workers must be 0" in err
+    rc, _, err = _fuzz(capsys, "--workers", "0", "--execs", "0")
     assert rc == 2
-    rc, _, err = _fuzz(capsys, "--scenario", "no-such", "--execs", "10")
+    rc, _, err = _fuzz(capsys, "--workers", "0", "--scenario", "no-such", "--execs", "10")
     assert rc == 2 and "unknown scenario" in err
