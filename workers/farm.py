@@ -38,6 +38,7 @@ class FarmOptions:
     batch: int = 250               # executions per call (~0.1 s; see bench/results/farm.md)
     max_restarts: int = 3
     max_task_retries: int = 3
+    max_resends: int = 100         # a batch whose worker is unreachable: re-sent this often
     flush_interval: float = 1.0    # seconds between store transactions
     minimize: bool = True
     minimize_budget: int = 2000
@@ -65,13 +66,16 @@ def minimize_input(inp: dict, signature: str, budget: int) -> dict:
 
 
 def _one_line(e: BaseException) -> str:
+    """One short line for a Ray error: the exception a task raised (its last line), or
+    the first sentence of Ray's own message."""
     cause = getattr(e, "cause", None)
     if cause is not None and cause is not e:
-        e = cause
-    text = str(e).strip().splitlines()
-    # a RayTaskError's text starts with its own header; the last line is the exception
-    line = next((t for t in reversed(text) if t.strip()), type(e).__name__)
-    return line.strip()[:300]
+        lines = str(cause).strip().splitlines()
+        return f"{type(cause).__name__}: {lines[-1] if lines else ''}"[:200]
+    text = [t.strip() for t in str(e).strip().splitlines() if t.strip()]
+    line = text[0] if text else type(e).__name__
+    line = line.split(". ")[0].rstrip(".")
+    return f"{type(e).__name__}: {line}"[:200]
 
 
 class Farm:
@@ -113,7 +117,7 @@ class Farm:
         """Run ``execs`` more executions in all (or for ``duration`` seconds), until
         ``stop()``. Raises FarmError for what a user must fix or cannot get past."""
         ray = self.ray
-        from ray.exceptions import RayError, RayTaskError
+        from ray.exceptions import ActorDiedError, RayError, RayTaskError
         coord, opts = self.coord, self.opts
         t0 = time.monotonic()
         deadline = t0 + duration if duration is not None else None
@@ -169,8 +173,11 @@ class Farm:
                     except RayTaskError as e:
                         raise FarmError(f"worker {w.name} failed: {_one_line(e)}") from None
                     except RayError as e:
+                        # ActorDiedError: Ray gave up restarting it. Anything else (the
+                        # actor unreachable while its node is being declared dead, an
+                        # object lost with its node) is re-sent, for a while
                         retries[i] += 1
-                        if retries[i] > opts.max_restarts:
+                        if isinstance(e, ActorDiedError) or retries[i] > opts.max_resends:
                             w.failed = True
                             assigned[0] -= n
                             self.log(f"worker {w.name} lost for good: {_one_line(e)}")
@@ -188,6 +195,7 @@ class Farm:
                             assigned[0] -= n
                             continue
                         self.log(f"worker {w.name}: {_one_line(e)}; re-sending its batch")
+                        time.sleep(min(2.0, 0.1 * retries[i]))
                         submit(i, n)
                         continue
                     if out.get("restarted"):
@@ -242,9 +250,11 @@ class Farm:
         self._min_refs[ref] = b.signature
 
     def finish_minimizing(self, timeout: float | None = None) -> int:
-        """Wait for the minimization tasks; put their results on the buckets."""
+        """Wait for the minimization tasks; put their results on the buckets. The worker
+        actors are ended first: their CPUs go to the tasks still queued."""
         ray = self.ray
         from ray.exceptions import RayError
+        self.shutdown()
         refs = list(self._min_refs)
         if not refs:
             return 0
@@ -276,3 +286,41 @@ class Farm:
 
 def default_workers() -> int:
     return os.cpu_count() or 1
+
+
+def run_campaign(ray, campaign, opts: FarmOptions, *, recorder=None, hub: dict | None = None,
+                 prior_workers: dict | None = None, base: int = 0,
+                 execs: int | None = None, duration: float | None = None,
+                 stop: Callable[[], bool] = lambda: False,
+                 progress: Callable[[dict], None] | None = None,
+                 log: Callable[[str], None] | None = None,
+                 on_farm: Callable[[Farm], None] | None = None):
+    """Run a farm for ``campaign`` (a ``fuzzer.search.campaign.Campaign``: its config, its
+    loop's seed and variant; ``hub``: what an earlier session stored, ``base``: its
+    executions). Returns (CampaignResult, stopped, farm)."""
+    from fuzzer.search.campaign import CampaignResult
+    loop = campaign.loop
+    t0 = time.monotonic()
+    coord = Coordinator(campaign.config, opts.workers, variant=loop.variant, **(hub or {}),
+                        bases=prior_workers, base_executions=base)
+    if recorder is not None:
+        recorder.scenario_of = coord.scenario_of
+    farm = Farm(ray, campaign.config, loop.seed, opts, coord, recorder, log=log)
+    if on_farm:
+        on_farm(farm)
+    try:
+        farm.run(execs=execs, duration=duration, stop=stop, progress=progress)
+        if not farm.stopped and opts.minimize and len(coord.buckets):
+            if log:
+                log(f"minimizing {len(coord.buckets)} bucket(s)...")
+            farm.finish_minimizing()
+    finally:
+        farm.shutdown()
+    cfg = {"variant": loop.variant, "search": campaign.config.search,
+           "generate": campaign.config.generate,
+           "scenarios": [sc["name"] for sc in campaign.config.scenarios],
+           "workers": opts.workers}
+    res = CampaignResult(cfg, campaign.seed, coord.total_executions(),
+                         time.monotonic() - t0, coord.stats(farm.seconds),
+                         list(coord.buckets), coord.corpus, farm.minimize_executions)
+    return res, farm.stopped, farm

@@ -41,7 +41,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
     temp_dir = None
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
         else:
             # socket paths are limited to 107 bytes: keep the temp dir short
             temp_dir = tempfile.mkdtemp(prefix="/tmp/mfr")
