@@ -9,7 +9,8 @@ Ray (``farm.py`` does the calls), so it can be tested and benchmarked alone.
   features and lock-order edges go into append-only logs; each worker gets, with its next
   batch, what was logged since its last one, minus what it sent itself. A restarted worker
   gets everything.
-- Buckets: ``fuzzer.search.buckets.Buckets`` over every finding of every worker.
+- Buckets: ``fuzzer.search.buckets.Buckets`` over every finding of every worker; the
+  store gets each (input, signature) once (its own unique key makes that exact anyway).
 - The store: admitted batches wait in ``pending`` until ``flush`` writes them through
   ``db.recorder.Recorder.record_many``, one transaction for all of them.
 """
@@ -38,6 +39,7 @@ class WorkerStats:
     node: str = ""
     coverage: int = 0
     corpus: int = 0
+    loop_seconds: float = 0.0     # time its loop spent executing (this life)
     cursor: dict = field(default_factory=lambda: dict.fromkeys(LOGS, 0))
     recent: list = field(default_factory=list)      # (monotonic time, executions) samples
 
@@ -60,6 +62,9 @@ class Coordinator:
         self.scenarios: dict[str, dict] = {sc["name"]: sc for sc in config.scenarios}
         self.logs: dict[str, list] = {k: [] for k in LOGS}      # (origin worker, item)
         self._edges: set = set()
+        self._crash_keys: set = set()     # (input hash, signature) sent to the store
+        self._bucketed: set = set()       # (input hash, signature) the buckets have seen
+        self._done = 0                    # executions absorbed in this session
         self.corpus: list = []            # admitted entries (Entry.to_json), this session
         self.pending: list = []           # (report, worker name, executions, entry feats)
         self.first_found: dict[str, int] = {}
@@ -104,9 +109,11 @@ class Coordinator:
         start = self.total_executions() - (rep.stats.get("executions", rep.executions)
                                            - rep.executions)
         w.executions += rep.executions
+        self._done += rep.executions
         w.batches += 1
         w.coverage = rep.stats.get("coverage", w.coverage)
         w.corpus = rep.stats.get("corpus", w.corpus)
+        w.loop_seconds = rep.stats.get("seconds", w.loop_seconds)
         now = time.monotonic() if now is None else now
         w.recent.append((now, w.executions))
         if len(w.recent) > 64:
@@ -147,17 +154,43 @@ class Coordinator:
                 self._edges.add(key)
                 edges.append(edge)
                 self.logs["lock_edges"].append((index, edge))
-        fresh = []
+        # group the batch's findings by (input, signature): a schedule that trips an
+        # oracle is often run again and again (a LOST_WRITE in 14% of executions)
+        groups: dict[tuple, list] = {}
         for ev in rep.findings:
-            when = start + ev.execution
-            b, is_new = self.buckets.add(ev.finding, ev.input, ev.input_hash, when)
-            self.first_found.setdefault(ev.finding.kind, when)
-            if is_new:
-                fresh.append(b)
+            key = (ev.input_hash, ev.finding.signature)
+            g = groups.get(key)
+            if g is None:
+                groups[key] = [ev, 1, start + ev.execution]
+            else:
+                g[1] += 1
+                g[2] = start + ev.execution
+        # the store keeps one crash per (input, signature): repeats (the same schedule found
+        # again, a re-run batch) are counted in the bucket but not sent to it. An
+        # execution with anything new goes whole (the recorder files its second signature
+        # as a duplicate of its first)
+        news = {g[0].execution for key, g in groups.items() if key not in self._crash_keys}
+        store = [ev for ev in rep.findings if ev.execution in news] if news else []
+        self._crash_keys.update((ev.input_hash, ev.finding.signature) for ev in store)
+        fresh = []
+        buckets = self.buckets
+        for key, (ev, count, last) in groups.items():
+            if key in self._bucketed:
+                # Buckets.add of an (input, signature) it has seen changes only these
+                b = buckets.buckets[buckets.find(key[1])]
+                b.hits += count
+            else:
+                when = start + ev.execution
+                b, is_new = buckets.add(ev.finding, ev.input, ev.input_hash, when)
+                self._bucketed.add(key)
+                b.hits += count - 1
+                self.first_found.setdefault(ev.finding.kind, when)
+                if is_new:
+                    fresh.append(b)
+            b.last_seen = max(b.last_seen, last)
         # every batch is recorded, empty or not: its stats sample carries the worker's
         # executions, which a resumed campaign starts from
-        out = BatchReport(rep.executions, admitted, new_scs, feats, rep.findings, edges,
-                          rep.stats)
+        out = BatchReport(rep.executions, admitted, new_scs, feats, store, edges, rep.stats)
         self.pending.append((out, w.name, w.base + w.executions, efeats))
         return fresh
 
@@ -176,7 +209,7 @@ class Coordinator:
 
     # ---------------------------------------------------------------- status
     def total_executions(self) -> int:
-        return self.base_executions + sum(w.executions for w in self.workers)
+        return self.base_executions + self._done
 
     def status(self, elapsed: float, now: float | None = None) -> dict:
         now = time.monotonic() if now is None else now

@@ -20,7 +20,6 @@ Faults:
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -282,10 +281,6 @@ class Farm:
                 self.ray.kill(a, no_restart=True)
             except Exception:        # noqa: BLE001 - already gone
                 pass
-
-
-def default_workers() -> int:
-    return os.cpu_count() or 1
 
 
 def run_campaign(ray, campaign, opts: FarmOptions, *, recorder=None, hub: dict | None = None,

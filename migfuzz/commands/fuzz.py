@@ -10,7 +10,6 @@ import time
 
 from corpus import input as inputs
 from corpus.builtin import scenario_names
-from fuzzer.search.campaign import CampaignResult
 from fuzzer.search.bounded import prove
 from fuzzer.search.loop import FuzzConfig
 from fuzzer.search.portfolio import SEARCHES
@@ -188,45 +187,24 @@ def _report(args, res, session, interrupted: bool) -> int:
 
 
 def _run_farm(args, session) -> int:
-    from workers.coordinator import Coordinator
-    from workers.farm import Farm, FarmOptions
+    from workers.farm import FarmOptions, run_campaign
     from workers.runtime import ray_session
-    camp = session.campaign
-    loop = camp.loop
     more = args.execs if args.execs is not None or args.duration is not None else 4000
     execs = more if args.execs is not None or args.duration is None else None
     n = args.workers
     tty = sys.stderr.isatty() and not args.json
-    coord = Coordinator(camp.config, n, variant=loop.variant, **session.hub_state(),
-                        bases=session.prior_workers, base_executions=session.base)
-    if session.recorder is not None:
-        session.recorder.scenario_of = coord.scenario_of
     opts = FarmOptions(workers=n, batch=args.batch, minimize=not args.no_minimize)
     show = _Progress(tty, quiet=args.json, target=execs, base=session.base)
-    t0 = time.monotonic()
-    interrupted = False
     # one logical CPU more than the workers: minimization tasks run beside them
     with ray_session(args.address, num_cpus=None if args.address else n + 1) as ray:
-        farm = Farm(ray, camp.config, loop.seed, opts, coord, session.recorder,
-                    log=show.log)
-        try:
-            with session.stop_on_signals(sigint=True) as stopped:
-                farm.run(execs=execs, duration=args.duration, stop=lambda: stopped[0],
-                         progress=show)
-            interrupted = farm.stopped
-            show.done()
-            if not interrupted and opts.minimize and len(coord.buckets):
-                if tty:
-                    print(f"minimizing {len(coord.buckets)} bucket(s)...", file=sys.stderr)
-                farm.finish_minimizing()
-        finally:
-            farm.shutdown()
-    cfg = {"variant": loop.variant, "search": camp.config.search,
-           "generate": camp.config.generate,
-           "scenarios": [sc["name"] for sc in camp.config.scenarios], "workers": n}
-    res = CampaignResult(cfg, camp.seed, coord.total_executions(),
-                         time.monotonic() - t0, coord.stats(farm.seconds),
-                         list(coord.buckets), coord.corpus, farm.minimize_executions)
+        with session.stop_on_signals(sigint=True) as stopped:
+            res, interrupted, _ = run_campaign(
+                ray, session.campaign, opts, recorder=session.recorder,
+                hub=session.hub_state(), prior_workers=session.prior_workers,
+                base=session.base, execs=execs, duration=args.duration,
+                stop=lambda: stopped[0], progress=show,
+                log=show.log if not args.json else None)
+    show.done()
     return _report(args, res, session, interrupted)
 
 
