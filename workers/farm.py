@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from fuzzer.search.campaign import minimize_input
 from fuzzer.search.loop import FuzzConfig
 
 from .coordinator import Coordinator
@@ -43,25 +44,6 @@ class FarmOptions:
     minimize_budget: int = 2000
     drain_timeout: float = 60.0
     spread: bool = True            # SPREAD the actors over the nodes
-
-
-def minimize_input(inp: dict, signature: str, budget: int) -> dict:
-    """Shrink one bucket's input (fuzzer.search.minimize), in the same form as
-    ``Campaign.minimize_all`` leaves on a bucket. Runs as a Ray task."""
-    from fuzzer.search.minimize import minimize
-    try:
-        sh = minimize(inp["scenario"], inp["variant"], inp["schedule"], signature, budget)
-    except ValueError:
-        return {"minimized": {"error": f"the stored input no longer gives {signature}"},
-                "executions": 0}
-    sc = dict(sh.scenario)
-    sc["name"] = inp["scenario"]["name"] + "-min"
-    return {"minimized": {"scenario": sc, "schedule": sh.schedule, **sh.summary(),
-                          "trace_hash": sh.result.trace_hash,
-                          "findings": [{"kind": f.kind, "title": f.title,
-                                        "signature": f.signature}
-                                       for f in sh.result.findings]},
-            "executions": sh.executions}
 
 
 def _one_line(e: BaseException) -> str:

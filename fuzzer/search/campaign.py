@@ -36,6 +36,25 @@ class CampaignResult:
                 "minimize_executions": self.minimize_executions}
 
 
+def minimize_input(inp: dict, signature: str, budget: int) -> dict:
+    """Shrink one bucket's input into the form a bucket keeps in ``minimized`` (scenario,
+    exact schedule, sizes, trace hash, findings), plus the executions spent. The in-process
+    campaign calls it per bucket; the farm runs it as a Ray task."""
+    try:
+        sh = minimize(inp["scenario"], inp["variant"], inp["schedule"], signature, budget)
+    except ValueError:
+        return {"minimized": {"error": f"the stored input no longer gives {signature}"},
+                "executions": 0}
+    sc = dict(sh.scenario)
+    sc["name"] = inp["scenario"]["name"] + "-min"
+    return {"minimized": {"scenario": sc, "schedule": sh.schedule, **sh.summary(),
+                          "trace_hash": sh.result.trace_hash,
+                          "findings": [{"kind": f.kind, "title": f.title,
+                                        "signature": f.signature}
+                                       for f in sh.result.findings]},
+            "executions": sh.executions}
+
+
 class Campaign:
     def __init__(self, config: FuzzConfig, seed: int):
         self.loop = FuzzLoop(config, seed)
@@ -91,22 +110,9 @@ class Campaign:
         for b in self.buckets:
             if b.kind == "POTENTIAL_DEADLOCK" or b.input is None:
                 continue     # a lock-order cycle is evidence from several runs, not one
-            inp = b.input
-            try:
-                sh = minimize(inp["scenario"], inp["variant"], inp["schedule"],
-                              b.signatures[0], budget)
-            except ValueError:
-                sig = next((s for s in b.signatures), None)
-                b.minimized = {"error": f"the stored input no longer gives {sig}"}
-                continue
-            spent += sh.executions
-            sc = dict(sh.scenario)
-            sc["name"] = inp["scenario"]["name"] + "-min"
-            b.minimized = {"scenario": sc, "schedule": sh.schedule, **sh.summary(),
-                           "trace_hash": sh.result.trace_hash,
-                           "findings": [{"kind": f.kind, "title": f.title,
-                                         "signature": f.signature}
-                                        for f in sh.result.findings]}
+            out = minimize_input(b.input, b.signatures[0], budget)
+            b.minimized = out["minimized"]
+            spent += out["executions"]
         return spent
 
     def result(self, seconds: float, minimize_executions: int = 0) -> CampaignResult:
