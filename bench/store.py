@@ -6,7 +6,7 @@ Records are realistic: inputs of real executions of the built-in scenarios (each
 unique by its schedule), five coverage keys per corpus entry, crashes over 30 signatures.
 Every batch is one transaction through the public Store API, validation and hashing
 included, from one writer process. PostgreSQL comes from --pg, else $MIGFUZZ_TEST_PG_URL,
-else a throwaway cluster started here (as tests/store/conftest.py does).
+else a throwaway cluster started here (tests/pgserver.py, as the tests do).
 
 Writes bench/results/store.md and bench/results/store.json.
 """
@@ -114,12 +114,11 @@ def run_backend(url: str, records: int, label: str, check_inputs: bool = True) -
 def start_pg():
     """A throwaway PostgreSQL on a Unix socket: (url, stop) or (None, why not)."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location("store_conftest",
-                                                  ROOT / "tests/store/conftest.py")
+    spec = importlib.util.spec_from_file_location("pgserver", ROOT / "tests/pgserver.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     try:
-        return mod.start_throwaway_pg()
+        return mod.start_throwaway_pg(55433)
     except RuntimeError as e:
         return None, str(e)
 

@@ -6,75 +6,27 @@ The server comes from ``MIGFUZZ_TEST_PG_URL`` (``.ci/run`` starts one; under CI 
 URL fails); elsewhere a throwaway cluster is started on a Unix socket under /tmp."""
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
-import uuid
 from urllib.parse import quote
 
 import httpx
 import pytest
 
+import pgserver
 from conftest import serve
 from filldb import run_campaign
 
 PORT = 55434
 
 
-def _as_postgres(cmd):
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 @pytest.fixture(scope="module")
 def pg_server():
-    url = os.environ.get("MIGFUZZ_TEST_PG_URL")
-    if url:
-        yield url
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail("MIGFUZZ_TEST_PG_URL is not set under CI", pytrace=False)
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        pytest.fail("no PostgreSQL here: apt-get install -y postgresql", pytrace=False)
-    pgbin = os.path.dirname(found[-1])
-    root = tempfile.mkdtemp(prefix="pgdash.", dir="/tmp")
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-
-    def run(cmd):
-        subprocess.run(_as_postgres(cmd), check=True, capture_output=True, timeout=120)
-    data = f"{root}/data"
-    try:
-        run([f"{pgbin}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
-             "--locale=C.UTF-8", "--no-sync"])
-        run([f"{pgbin}/pg_ctl", "-D", data, "-l", f"{root}/pg.log", "-w", "-o",
-             f"-p {PORT} -k {root} -c listen_addresses='' -c fsync=off", "start"])
-        yield f"postgresql+psycopg://postgres@/postgres?host={root}&port={PORT}"
-    finally:
-        subprocess.run(_as_postgres([f"{pgbin}/pg_ctl", "-D", data, "-m", "fast", "-w",
-                                     "stop"]), capture_output=True, timeout=120)
-        shutil.rmtree(root, ignore_errors=True)
+    yield from pgserver.pg_server(PORT, "the dashboard's PostgreSQL tests")
 
 
 @pytest.fixture(scope="module")
 def pg_url(pg_server):
-    import psycopg
-    from sqlalchemy.engine import make_url
-    u = make_url(pg_server)
-    q = dict(u.query)
-
-    def admin():
-        return psycopg.connect(dbname="postgres", user=u.username or "postgres",
-                               password=u.password, host=q.get("host", u.host),
-                               port=q.get("port", u.port), autocommit=True)
-    name = "dash_" + uuid.uuid4().hex[:12]
-    with admin() as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    yield u.set(database=name).render_as_string(hide_password=False)
-    with admin() as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pgserver.fresh_database(pg_server, "dash_") as url:
+        yield url
 
 
 def dump(url: str) -> dict:
