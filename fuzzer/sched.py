@@ -76,8 +76,14 @@ class RunStats:
         self.choices: list[int] = []       # the actor picked at each decision point
 
     def trace_hash(self) -> str:
-        text = "\n".join(["%d %s %r" % step for step in self.trace])
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return trace_hash(self.trace)
+
+
+def trace_hash(trace: list[tuple[int, str, object]]) -> str:
+    """The identity of an interleaving: equal for equal traces on any machine and any
+    PYTHONHASHSEED (objects print by their deterministic reprs)."""
+    text = "\n".join(["%d %s %r" % step for step in trace])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def run(kernel: Kernel, actors: list[Actor], strategy: Strategy, max_steps: int) -> RunStats:
