@@ -136,10 +136,12 @@ class CampaignSession:
         st.set_campaign_status(self.name, status)
         row = next((c for c in st.list_campaigns() if c["name"] == self.name), {})
         from db.engine import redact
+        bugs = st.list_bugs(campaign=self.name)
+        dups = sum(1 for b in bugs if b.status == "duplicate")
         return {"db": redact(st.url), "campaign": self.name, "status": status,
                 "executions": res.executions,
                 "corpus": row.get("corpus", 0), "crashes": row.get("crashes", 0),
-                "bugs": len(st.list_bugs(campaign=self.name))}
+                "bugs": len(bugs) - dups, "duplicates": dups}
 
     def close(self) -> None:
         if self.store is not None:

@@ -176,9 +176,11 @@ def _report(args, res, session, interrupted: bool) -> int:
         if stored:
             print(f"\nstored in {stored['db']}: campaign {stored['campaign']} "
                   f"({stored['status']}), {stored['executions']} executions, "
-                  f"{stored['corpus']} corpus entries, {stored['crashes']} crashes, "
-                  f"{stored['bugs']} bugs; see 'migfuzz bugs --campaign "
-                  f"{stored['campaign']}'")
+                  f"{stored['corpus']} corpus entries, {stored['crashes']} crashes "
+                  f"(distinct inputs), {stored['bugs']} bugs"
+                  + (f" (+{stored['duplicates']} filed as duplicates)"
+                     if stored["duplicates"] else "")
+                  + f"; see 'migfuzz bugs --campaign {stored['campaign']}'")
     if interrupted:
         print("migfuzz: stopped; continue with --resume "
               f"{stored['campaign'] if stored else ''}".rstrip(), file=sys.stderr)

@@ -23,9 +23,13 @@ def campaign(tmp_path_factory):
     d = tmp_path_factory.mktemp("e2e")
     db = f"sqlite:///{d}/fuzz.db"
     r = migfuzz("fuzz", "--workers", "0", "--db", db, "--name", "e2e", "--variant", "v5.16",
-                "--execs", "3000", "--seed", "1", "--out", str(d / "repros"), cwd=d)
+                "--execs", "3000", "--seed", "1", "--out", str(d / "repros"), "--json", cwd=d)
     assert r.returncode == 0, r.stderr
     bugs = json.loads(migfuzz("bugs", "--db", db, "--json").stdout)
+    every = json.loads(migfuzz("bugs", "--db", db, "--json", "--all").stdout)
+    # the campaign's summary counts what 'migfuzz bugs' lists, duplicates apart
+    stored = json.loads(r.stdout)["store"]
+    assert (stored["bugs"], stored["duplicates"]) == (len(bugs), len(every) - len(bugs))
     by_kind = {}
     for b in bugs:
         by_kind.setdefault(b["kind"], b)
