@@ -32,8 +32,7 @@ from fuzzer.strategies import RandomWalk  # noqa: E402
 from fuzzer.variants import resolve_variant  # noqa: E402
 
 
-def bare_loop(steps: int) -> float:
-    """The floor for any generator-based controlled scheduler in CPython."""
+def _two_counting_generators() -> list:
     def actor(state, key):
         while True:
             state[key] = state.get(key, 0) + 1
@@ -43,6 +42,12 @@ def bare_loop(steps: int) -> float:
     gens = [actor(state, "a"), actor(state, "b")]
     for g in gens:
         next(g)
+    return gens
+
+
+def bare_loop(steps: int) -> float:
+    """The floor for any generator-based controlled scheduler in CPython."""
+    gens = _two_counting_generators()
     rng = random.Random(1)
     t = time.perf_counter()
     for _ in range(steps):
@@ -52,15 +57,7 @@ def bare_loop(steps: int) -> float:
 
 def protocol_loop(steps: int) -> float:
     """The bare loop, but the pick goes through the Strategy protocol as in the engine."""
-    def actor(state, key):
-        while True:
-            state[key] = state.get(key, 0) + 1
-            yield
-
-    state: dict = {}
-    gens = [actor(state, "a"), actor(state, "b")]
-    for g in gens:
-        next(g)
+    gens = _two_counting_generators()
     strategy = RandomWalk(1)
     strategy.new_execution(["a", "b"])
     pick = strategy.next_actor
