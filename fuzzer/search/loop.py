@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import random
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -28,6 +29,8 @@ RECENT = 500            # executions during which a new entry or scenario counts
 NEW_SCENARIO_RATE = 0.08   # share of executions spent trying a new generated scenario
 BASE_SHARE_COMPLEMENT = 0.4   # share of picks that go to generated scenarios, once any exist
 MAX_GENERATED = 64      # generated scenarios kept (the ones that added coverage first)
+FAIR_BOUND = 500        # PCT's and POS's fairness bound: a run this long was starved
+DEC_SAMPLES = 64        # runs per scenario whose decision counts give its typical count
 
 
 def input_hash(scenario: dict, variant: str, schedule: list) -> str:
@@ -83,12 +86,15 @@ class BatchReport:
 
 
 class _Scn:
-    __slots__ = ("sc", "name", "decisions", "entries", "execs", "last_gain", "generated")
+    __slots__ = ("sc", "name", "decisions", "entries", "execs", "last_gain", "generated",
+                 "dec_samples", "typical")
 
     def __init__(self, sc: dict, generated: bool):
         self.sc = sc
         self.name = sc["name"]
-        self.decisions = 0
+        self.decisions = 0           # the most decisions any run made (fixed PCT's k)
+        self.dec_samples: list[int] = []   # decisions of the first runs that ended fairly
+        self.typical = 0             # their median: the portfolio's PCT scales k by it
         self.entries: list[Entry] = []
         self.execs = 0
         self.last_gain = 0
@@ -165,7 +171,7 @@ class FuzzLoop:
             if len(s.entries) > 1 and rng.random() < 0.2:
                 other = rle_decode(self._pick_entry(s).schedule)
         strat = portfolio.make(arm, seed, rng, s.decisions or 16, cfg.fixed_pct,
-                               parent, other, len(s.sc["actors"]))
+                               parent, other, len(s.sc["actors"]), s.typical or 16)
         n = self.executions
         self.executions += 1
         self.arms[arm] = self.arms.get(arm, 0) + 1
@@ -176,6 +182,10 @@ class FuzzLoop:
         s.execs += 1
         ndec = sum(c for _, c in r.schedule)
         s.decisions = max(s.decisions, ndec)
+        if ndec < FAIR_BOUND and len(s.dec_samples) < DEC_SAMPLES:
+            # a run that reached the fairness bound measures the starvation, not the code
+            s.dec_samples.append(ndec)
+            s.typical = statistics.median_low(s.dec_samples)
         new = self.coverage.add(features(r))
         inp = None
         if new:

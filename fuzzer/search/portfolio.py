@@ -34,21 +34,29 @@ from ..strategies.pos import POS
 from ..strategies.random_walk import RandomWalk
 
 # arm -> weight in the default portfolio (guided only once the scenario has corpus entries)
-PORTFOLIO = {"pct": 20, "pos": 50, "random": 20, "guided": 10}
+PORTFOLIO = {"pct": 80, "pos": 0, "random": 10, "guided": 10}
 SEARCHES = ("portfolio", "random", "pct", "pos", "guided")
 
 
 def pick_arm(search: str, rng: random.Random, has_corpus: bool) -> str:
     if search != "portfolio":
         return search if (search != "guided" or has_corpus) else "random"
-    arms = [a for a in PORTFOLIO if a != "guided" or has_corpus]
+    arms = [a for a in PORTFOLIO if PORTFOLIO[a] and (a != "guided" or has_corpus)]
     return rng.choices(arms, [PORTFOLIO[a] for a in arms])[0]
 
 
+# the PCT arm's two regimes, as fractions of the scenario's typical decision count:
+# (share, depth range, k range as fractions of the typical count)
+PCT_REGIMES = ((0.3, (6, 10), (0.2, 0.4)),     # change points in the first third
+               (0.7, (8, 10), (0.9, 1.2)))     # change points over the whole run
+
+
 def make(arm: str, seed: int, rng: random.Random, decisions: int, fixed_pct: bool,
-         parent=None, other=None, nactors: int = 0):
+         parent=None, other=None, nactors: int = 0, typical: int | None = None):
     """A strategy instance for one execution. ``fixed_pct``: plain PCT d=3, k=decisions
-    (the textbook setting, for comparisons)."""
+    (the textbook setting, for comparisons). ``typical``: the scenario's median decision
+    count (runs that reached the fairness bound left out); the portfolio's PCT draws k
+    around fractions of it."""
     if arm == "random":
         return RandomWalk(seed)
     if arm == "pos":
@@ -56,8 +64,14 @@ def make(arm: str, seed: int, rng: random.Random, decisions: int, fixed_pct: boo
     if arm == "pct":
         if fixed_pct:
             return PCT(seed, 3, max(2, decisions))
-        d = rng.choice((2, 3, 3, 4, 5))
-        k = rng.randint(max(2, decisions // 4), max(2, decisions))
+        typ = typical or decisions
+        x = rng.random()
+        for share, (dlo, dhi), (flo, fhi) in PCT_REGIMES:
+            x -= share
+            if x < 0:
+                break
+        d = rng.randint(dlo, dhi)
+        k = rng.randint(max(2, round(flo * typ)), max(2, round(fhi * typ)))
         return PCT(seed, d, k)
     if arm == "guided":
         return CoverageGuided(seed, parent, other, nactors)
