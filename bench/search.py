@@ -1,7 +1,8 @@
 """Search benchmark: executions and seconds to the first finding of each known bug.
 
 For each known bug of the engine's ground truth, each strategy (random walk, PCT d=3 with k
-= the scenario's measured decision count, POS, and the default portfolio) runs as a fuzz
+= the scenario's typical decision count as the loop measures it, POS, and the default
+portfolio) runs as a fuzz
 loop on that scenario alone (no scenario generation) for SEEDS seeds, until the first finding
 of the bug's kind or the budget. The same strategies run on v6.1, where nothing should be
 found. Prints a Markdown table and writes bench/results/search.md and search.json.
@@ -10,8 +11,9 @@ A second table gives per-execution hit rates with 95% Wilson intervals: each str
 loop run for RATE_LOOPS seeds x --rate-execs/RATE_LOOPS executions (the loop goes on after
 a finding; the rate is executions with a finding of the bug's kind), and textbook PCT d=3
 on its own with k fixed to the median decision count of 200 random-walk runs (the loop's
-k is the most decisions any run made, which a run starved until the fairness bound
-inflates to ~500).
+k is the median decision count of the scenario's first runs that ended before the fairness
+bound; until 2026-11-26 it was the most decisions any run made, which one run starved to
+that bound inflates to ~500, leaving nearly every change point after the end of the run).
 
     python bench/search.py [--seeds 20] [--budget 5000] [--clean-budget 2000]
                            [--rate-execs 8000]
@@ -201,8 +203,8 @@ def main() -> int:
     rate_body = "".join("| " + " | ".join(r) + " |\n" for r in rate_rows)
     rate_note = (f"\nExecutions with a finding of the bug's kind: each strategy's fuzz loop, "
                  f"{RATE_LOOPS} seeds x {args.rate_execs // RATE_LOOPS} executions (the "
-                 f"loop goes on after a finding; PCT d=3's k is the loop's measured decision "
-                 f"count: the most decisions any run made); the last row runs PCT d=3 "
+                 f"loop goes on after a finding; PCT d=3's k is the loop's typical decision "
+                 f"count: the median of its first runs that ended fairly); the last row runs PCT d=3 "
                  f"alone {args.rate_execs} times with k fixed to the median decision count "
                  f"of 200 random-walk runs. Wilson 95% intervals.\n")
     text = head + body + note + rate_head + rate_body + rate_note

@@ -170,7 +170,10 @@ class FuzzLoop:
             parent = rle_decode(self._pick_entry(s).schedule)
             if len(s.entries) > 1 and rng.random() < 0.2:
                 other = rle_decode(self._pick_entry(s).schedule)
-        strat = portfolio.make(arm, seed, rng, s.decisions or 16, cfg.fixed_pct,
+        # k for textbook PCT: the typical run's decisions, not the most any run made (a
+        # run starved to the fairness bound makes ~500 and would put the change points
+        # after the end of every normal run)
+        strat = portfolio.make(arm, seed, rng, s.typical or s.decisions or 16, cfg.fixed_pct,
                                parent, other, len(s.sc["actors"]), s.typical or 16)
         n = self.executions
         self.executions += 1

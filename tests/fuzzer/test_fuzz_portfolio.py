@@ -40,15 +40,27 @@ def _first(name, variant, kind, search, seed, budget=400, fixed=False):
     return budget + 1
 
 
-def test_typical_decision_count_leaves_out_runs_starved_to_the_fairness_bound():
+def test_typical_decision_count_leaves_out_runs_starved_to_the_fairness_bound(monkeypatch):
     loop = _loop("dp-fault-race", "v5.16", "pct", 0, fixed=True)
     loop.run_batch(300)
     s = loop.pool["dp-fault-race"]
     assert s.dec_samples and max(s.dec_samples) < FAIR_BOUND
     assert 10 <= s.typical <= 60          # a random walk makes ~30 decisions here
-    # strict priorities starve a spinning fault until the fairness bound: the max (fixed
-    # PCT's k, as the benchmarks measure it) sees that run, the typical count does not
+    # strict priorities starve a spinning fault until the fairness bound: the max sees
+    # that run, the typical count does not
     assert s.decisions >= FAIR_BOUND > s.typical
+    # and textbook PCT d=3 takes the typical count as its k, not the inflated max
+    ks = []
+    make = portfolio.make
+
+    def spy(*a, **kw):
+        strategy = make(*a, **kw)
+        ks.append(strategy.steps)
+        return strategy
+
+    monkeypatch.setattr(portfolio, "make", spy)
+    loop.run_batch(3)
+    assert ks == [s.typical] * 3
 
 
 def test_pct_arm_draws_depth_and_k_from_its_regimes():
@@ -72,21 +84,23 @@ def test_pct_arm_draws_depth_and_k_from_its_regimes():
 
 
 def test_default_hits_dp_fault_race_more_often_than_random_and_pct_d3():
-    # measured over 8000: default ~9%, POS ~8%, PCT d=3 (loop k) ~1%, random ~0.3%
+    # measured over 8000: default ~10%, POS ~8%, PCT d=3 (k = typical decisions) ~6.5%,
+    # random ~0.1-0.3%; here 66 vs 44 (PCT) vs 0-2 (random)
     d = _hits("dp-fault-race", "v5.16", "USE_AFTER_FREE", "portfolio", 600)
     r = _hits("dp-fault-race", "v5.16", "USE_AFTER_FREE", "random", 600)
     p = _hits("dp-fault-race", "v5.16", "USE_AFTER_FREE", "pct", 600, fixed=True)
-    assert d >= 25 and d > 5 * max(r, 1) and d > 2 * p
+    assert d >= 40 and d > 5 * max(r, 1) and d > 1.3 * p
 
 
 def test_default_deadlocks_cross_mm_opposite_at_least_as_often_as_random():
-    # measured over 8000: default ~57%, random ~55%, POS ~25%, PCT d=3 ~15%
+    # measured over 8000: default ~55%, random ~55%, POS ~25%, PCT d=3 (k = typical) ~30%;
+    # here 205 vs 214 (random), 107 (POS), 103 (PCT)
     args = ("cross-mm-opposite", "blocking-lock", "DEADLOCK")
     d = _hits(*args, "portfolio", 400)
     r = _hits(*args, "random", 400)
     p = _hits(*args, "pct", 400, fixed=True)
     pos = _hits(*args, "pos", 400)
-    assert d >= 0.9 * r and d > 2 * p and d > 1.5 * pos
+    assert d >= 0.9 * r and d > 1.5 * p and d > 1.5 * pos
     # and in executions to the first DEADLOCK over 20 seeds, median no worse than random
     firsts = {s: [_first(*args, s, seed) for seed in range(20)]
               for s in ("portfolio", "random")}
