@@ -39,6 +39,7 @@ BUG_STATUSES = ("new", "triaged", "fixed", "invalid", "duplicate")
 CAMPAIGN_STATUSES = ("running", "stopped", "finished", "failed")
 MAX_TITLE = 500
 RETRIES = 6
+MAX_CRASHES_PER_BUG = 100        # crash rows kept per bug (see Store._cap_crashes)
 
 
 @dataclass
@@ -126,8 +127,12 @@ def _key(k: Any):
 class Store:
     """One database. ``Store.open(url)`` migrates (or refuses a newer schema) first."""
 
-    def __init__(self, engine: Engine, url: str, *, check_inputs: bool = True):
+    def __init__(self, engine: Engine, url: str, *, check_inputs: bool = True,
+                 max_crashes_per_bug: int = MAX_CRASHES_PER_BUG):
         self.engine = engine
+        if max_crashes_per_bug < 1:
+            raise StoreError("max_crashes_per_bug must be at least 1")
+        self.max_crashes_per_bug = max_crashes_per_bug
         # False skips corpus.input.check (about 0.3 ms an input) for inputs this process
         # built itself with corpus.input.make from validated scenarios; hashing and the
         # database's own constraints still apply
@@ -147,7 +152,8 @@ class Store:
     # ---------------------------------------------------------------- lifecycle
     @classmethod
     def open(cls, url: str | None = None, *, upgrade: bool = True,
-             check_inputs: bool = True) -> "Store":
+             check_inputs: bool = True,
+             max_crashes_per_bug: int = MAX_CRASHES_PER_BUG) -> "Store":
         url = resolve_url(url)
         engine = make_engine(url)
         delay = 0.05
@@ -171,7 +177,8 @@ class Store:
                     continue
                 engine.dispose()
                 raise StoreError(f"cannot open database {redact(url)}: {msg}") from None
-        return cls(engine, url, check_inputs=check_inputs)
+        return cls(engine, url, check_inputs=check_inputs,
+                   max_crashes_per_bug=max_crashes_per_bug)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -315,7 +322,8 @@ class Store:
         def tx(conn):
             cid = self._cid(conn, campaign)
             out = {"corpus": {"added": 0, "new": []},
-                   "crashes": {"added": 0, "new": [], "new_bugs": []}, "stats": 0}
+                   "crashes": {"added": 0, "new": [], "new_bugs": [], "not_kept": 0},
+                   "stats": 0}
             if crows:
                 out["corpus"] = self._write_corpus(conn, cid, crows)
             if xrows:
@@ -428,33 +436,36 @@ class Store:
     def _write_crashes(self, conn: Connection, cid: int, rows: list[dict], now: float) -> dict:
         for r in rows:
             r["campaign_id"] = cid
+        rows, over = self._cap_crashes(conn, cid, rows)
         t = Crash.__table__
         stmt = self._memo("crash", lambda: self._insert(t).on_conflict_do_nothing(
             index_elements=["campaign_id", "input_hash", "signature"])
             .returning(t.c.input_hash, t.c.signature))
-        new = {(h, s) for h, s in conn.execute(stmt, rows if len(rows) > 1 else rows[0])}
-        if not new:
-            return {"added": 0, "new": [], "new_bugs": []}
-        # aggregate the new crashes per signature, then one upsert per bug row
+        new = ({(h, s) for h, s in conn.execute(stmt, rows if len(rows) > 1 else rows[0])}
+               if rows else set())
+        if not new and not over:
+            return {"added": 0, "new": [], "new_bugs": [], "not_kept": 0}
+        # aggregate the new crashes per signature, then one upsert per bug row; a crash
+        # past the cap adds no row and no count (so a retried batch changes nothing), but
+        # it moves last seen and may give a smaller reproducer (both idempotent)
         bugs: dict[str, dict] = {}
         titles: set[tuple[str, str]] = set()
         variants: set[tuple[str, str]] = set()
-        for r in rows:
-            if (r["input_hash"], r["signature"]) not in new:
-                continue
+        fresh = [(r, True) for r in rows if (r["input_hash"], r["signature"]) in new]
+        for r, kept in fresh + [(r, False) for r in over]:
             s = r["signature"]
             titles.add((s, r["title"]))
             variants.add((s, r["variant"]))
             b = bugs.get(s)
             if b is None:
                 bugs[s] = dict(signature=s, kind=r["kind"], title=r["title"], status="new",
-                               duplicate_of=None, count=1, first_seen=r["found_at"],
+                               duplicate_of=None, count=int(kept), first_seen=r["found_at"],
                                last_seen=r["found_at"], reproducer=r["input"],
                                reproducer_hash=r["input_hash"], reproducer_steps=r["steps"],
                                minimized=False, notes="", labels=[], repro_attempts=0,
                                repro_successes=0, updated_at=now)
                 continue
-            b["count"] += 1
+            b["count"] += kept
             b["first_seen"] = min(b["first_seen"], r["found_at"])
             b["last_seen"] = max(b["last_seen"], r["found_at"])
             if r["steps"] < b["reproducer_steps"]:
@@ -473,7 +484,40 @@ class Store:
                                                                         "variant"])),
                      [dict(signature=s, variant=v) for s, v in sorted(variants)])
         return {"added": len(new), "new": sorted([list(k) for k in new]),
-                "new_bugs": new_bugs}
+                "new_bugs": new_bugs, "not_kept": len(over)}
+
+    def _cap_crashes(self, conn: Connection, cid: int,
+                     rows: list[dict]) -> tuple[list[dict], list[dict]]:
+        """Split a batch into the crash rows to keep and those past the per-bug cap.
+
+        Why a cap: nearly every schedule is a distinct input, so a bug hit in 9% of
+        executions would add ~4,500 rows a second to a 50,000-executions/s farm; syzkaller
+        keeps at most 100 crash logs per bug for the same reason. Past the cap a crash
+        leaves no row and adds nothing to the bug's count (which stays equal to its rows,
+        and a retried batch still changes nothing), but it moves the bug's last seen and
+        can still give it a smaller reproducer. Writers are serialized on SQLite; two
+        PostgreSQL writers filling the last free places at once may overshoot by a batch.
+        """
+        cap = self.max_crashes_per_bug
+        sigs = sorted({r["signature"] for r in rows})
+        have: dict[str, int] = {}
+        for i in range(0, len(sigs), 500):
+            chunk = sigs[i:i + 500]
+            have.update(conn.execute(
+                select(Crash.signature, func.count()).where(Crash.signature.in_(chunk))
+                .group_by(Crash.signature)).all())
+        room = {s: cap - have.get(s, 0) for s in sigs}
+        if all(room[s] >= len(rows) for s in sigs):
+            return rows, []
+        keep: list[dict] = []
+        over: list[dict] = []
+        for r in rows:                       # sorted by (input, signature): deterministic
+            if room[r["signature"]] > 0:
+                room[r["signature"]] -= 1
+                keep.append(r)
+            else:
+                over.append(r)
+        return keep, over
 
     def _memo(self, key: str, build: Callable[[], Any]) -> Any:
         stmt = self._stmts.get(key)

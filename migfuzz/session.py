@@ -40,13 +40,14 @@ class CampaignSession:
 
     @classmethod
     def new(cls, cfg: FuzzConfig, seed: int, *, db: str | None, name: str | None,
-            no_db: bool) -> "CampaignSession":
+            no_db: bool, max_crashes_per_bug: int = 100) -> "CampaignSession":
         camp = Campaign(cfg, seed)
         if no_db:
             return cls(camp)
         from db.recorder import campaign_config
         from db.store import Store
-        store = Store.open(db, check_inputs=False)   # inputs are built here, from checked parts
+        store = Store.open(db, check_inputs=False,    # inputs are built here, from checked parts
+                           max_crashes_per_bug=max_crashes_per_bug)
         if not name:
             stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
             taken = {c["name"] for c in store.list_campaigns()}
@@ -64,9 +65,11 @@ class CampaignSession:
         return cls(camp, store, name)
 
     @classmethod
-    def resume(cls, *, db: str | None, name: str) -> "CampaignSession":
+    def resume(cls, *, db: str | None, name: str,
+               max_crashes_per_bug: int = 100) -> "CampaignSession":
         from db.recorder import resume_state
         store = open_store(db)
+        store.max_crashes_per_bug = max_crashes_per_bug
         try:
             cfg, state, entries, generated = resume_state(store, name)
             seed = state.campaign.seed or 0

@@ -77,6 +77,10 @@ def register(sub) -> None:
     p.add_argument("--resume", metavar="NAME",
                    help="continue a stopped or killed campaign: its config, corpus and "
                         "coverage come from the store; --execs/--duration say how much more")
+    p.add_argument("--max-crashes-per-bug", type=int, default=100, metavar="N",
+                   help="crash rows the store keeps per bug (default 100, as syzkaller keeps "
+                        "100 crash logs per bug); past it a crash leaves no row but still "
+                        "moves the bug's last seen and can give it a smaller reproducer")
     p.add_argument("--no-db", action="store_true",
                    help="keep nothing in a database (reproducer files only)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -103,6 +107,8 @@ def cmd_fuzz(args) -> int:
         raise UsageError("--address needs workers on the cluster (--workers 1 or more)")
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
+    if args.max_crashes_per_bug < 1:
+        raise UsageError("--max-crashes-per-bug must be at least 1")
     if args.execs is not None and args.execs < 1:
         raise UsageError("--execs must be at least 1")
     if args.duration is not None and args.duration <= 0:
@@ -116,12 +122,14 @@ def cmd_fuzz(args) -> int:
         vname, _ = resolve_variant(args.variant)
         return _exhaustive(args, vname, _scenarios(args)[0])
     if args.resume:
-        session = CampaignSession.resume(db=args.db, name=args.resume)
+        session = CampaignSession.resume(db=args.db, name=args.resume,
+                                         max_crashes_per_bug=args.max_crashes_per_bug)
     else:
         vname, _ = resolve_variant(args.variant)
         scs, gen = _scenarios(args)
         session = CampaignSession.new(FuzzConfig(vname, scs, args.strategy, gen), args.seed,
-                                      db=args.db, name=args.name, no_db=args.no_db)
+                                      db=args.db, name=args.name, no_db=args.no_db,
+                                      max_crashes_per_bug=args.max_crashes_per_bug)
     try:
         return _run(args, session) if args.workers == 0 else _run_farm(args, session)
     finally:

@@ -55,3 +55,26 @@ def test_workers_other_than_zero_is_a_usage_error(capsys):
     assert rc == 2
     rc, _, err = _fuzz(capsys, "--workers", "0", "--scenario", "no-such", "--execs", "10")
     assert rc == 2 and "unknown scenario" in err
+
+
+def test_store_keeps_at_most_max_crashes_per_bug_rows(tmp_path, capsys):
+    from db.store import Store
+
+    def campaign(cap: int):
+        db = f"sqlite:///{tmp_path / f'cap{cap}.db'}"
+        rc, _, _ = _fuzz(capsys, "--workers", "0", "--scenario", "dp-fault-race", "--execs",
+                         "400", "--seed", "3", "--out", str(tmp_path / "r"), "--db", db,
+                         "--max-crashes-per-bug", str(cap), "--json")
+        assert rc == 0
+        with Store.open(db) as st:
+            bugs = st.list_bugs(kind="USE_AFTER_FREE")
+            assert len(bugs) == 1
+            return st.counts()["crashes"], bugs[0].count, bugs[0].reproducer_steps
+
+    rows, hits, smallest = campaign(1000)
+    assert rows == hits > 3                  # without the cap: a row per distinct input
+    # with it: three rows, the count equal to them, the same smallest reproducer
+    assert campaign(3) == (3, 3, smallest)
+    rc, _, err = _fuzz(capsys, "--workers", "0", "--execs", "1", "--no-db",
+                       "--max-crashes-per-bug", "0")
+    assert rc == 2 and "at least 1" in err

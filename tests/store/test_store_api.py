@@ -47,7 +47,8 @@ def test_batches_are_idempotent(store):
     bugs_before = [b.to_json() for b in store.list_bugs()]
     r = store.write_batch("c", corpus=entries, crashes=crashes, stats=stats)   # a retry
     assert r["corpus"] == {"added": 0, "new": []}
-    assert r["crashes"] == {"added": 0, "new": [], "new_bugs": []} and r["stats"] == 0
+    assert r["crashes"] == {"added": 0, "new": [], "new_bugs": [], "not_kept": 0}
+    assert r["stats"] == 0
     assert store.counts() == before
     assert [b.to_json() for b in store.list_bugs()] == bugs_before
     assert before["corpus_entries"] == 50 and before["crashes"] == 30 and before["bugs"] == 4
@@ -194,3 +195,35 @@ def test_export_import_round_trip(store, tmp_path):
     jsonl.write(buf2, header, other.iter_corpus("c"))
     assert buf2.getvalue() == buf.getvalue()           # byte-identical re-export
     other.close()
+
+
+def test_crash_rows_per_bug_are_capped(db_url):
+    """Past the cap a crash leaves no row and no count (a retried batch still changes
+    nothing), but it moves the bug's last seen and may give it a smaller reproducer."""
+    from sqlalchemy import func, select
+
+    from db.models import Crash
+    st = Store.open(db_url, max_crashes_per_bug=5)
+    try:
+        sig = D.signature(1)
+        st.create_campaign("c", "v5.16")
+        first = st.add_crashes("c", [D.crash(i, 1) for i in range(3)])
+        assert (first["added"], first["not_kept"]) == (3, 0)
+        batch = [D.crash(i, 1) for i in range(3, 12)]
+        out = st.add_crashes("c", batch)
+        assert (out["added"], out["not_kept"]) == (2, 7)
+        bug = st.get_bug(sig)
+        with st.engine.connect() as conn:
+            rows = conn.execute(select(func.count()).select_from(Crash)
+                                .where(Crash.signature == sig)).scalar()
+        assert rows == bug.count == 5
+        assert bug.last_seen == 1000.0 + 11
+        assert bug.reproducer_steps == min(D.crash(i, 1)["steps"] for i in range(12))
+        assert st.add_crashes("c", batch)["added"] == 0          # a retry
+        assert st.get_bug(sig).to_json() == bug.to_json()
+        # another bug has its own room
+        assert st.add_crashes("c", [D.crash(i, 2) for i in range(4)])["added"] == 4
+    finally:
+        st.close()
+    with pytest.raises(StoreError, match="at least 1"):
+        Store.open(db_url, max_crashes_per_bug=0)
