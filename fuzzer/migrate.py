@@ -7,7 +7,8 @@ Reference: kernel-model.md section 2; the seed review (ab09243aa95a) for prepare
 """
 from __future__ import annotations
 
-from .state import DEVICE, MIGRATION, NONE, PRESENT, ZERO, Kernel, MM, Page, Vma
+from .state import DEVICE, HPAGE_NR, MIGRATION, NONE, PRESENT, ZERO, Kernel, MM, Page, Vma
+from .thp import split_huge_page
 
 VALID, MIGRATE, LOCKED, WRITE = 1, 2, 4, 8
 EINVAL = "EINVAL"
@@ -60,12 +61,73 @@ def setup(k: Kernel, m: MigrateVma):
 
 
 def collect(k: Kernel, m: MigrateVma):
-    """migrate_vma_collect_pmd() over the range, under the PTL."""
+    """migrate_vma_collect(): walk the range pmd by pmd (migrate_vma_collect_pmd).
+
+    Without huge pmds in the mm the whole range is one pte-level walk (one PTL per mm in
+    this model). With huge pmds the walk goes pmd by pmd, as walk_page_range does: a
+    pmd-mapped THP first goes through the pmd path, then the ptes are collected."""
+    mm = m.mm
+    n = m.end - m.start
+    if not mm.pmds:
+        yield from _collect_ptes(k, m, 0, n)
+        return
+    lo = 0
+    while lo < n:
+        vpn = m.start + lo
+        hi = min(n, lo + HPAGE_NR - vpn % HPAGE_NR)
+        walk_ptes = True
+        if mm.pmd_base(vpn) is not None:        # pmd_trans_huge(), read without the lock
+            walk_ptes = yield from _collect_huge_pmd(k, m, vpn - vpn % HPAGE_NR)
+        if walk_ptes:
+            yield from _collect_ptes(k, m, lo, hi)
+        lo = hi
+
+
+def _collect_huge_pmd(k: Kernel, m: MigrateVma, base: int):
+    """The THP branch of migrate_vma_collect_pmd(), the same in v5.15, v5.16 and v6.1:
+    under the pmd lock recheck the pmd, take a reference, drop the lock, trylock the
+    head; split it under the lock, unlock and put. Returns True to go on with the
+    pte-level walk over the split range, False for migrate_vma_collect_skip() (src stays
+    0 for the whole range).
+
+    The trylock-failure return keeps the reference just taken: nothing ever drops it (a
+    refcount leak, kernel-model.md section 4; `thp_skip_put` is the hypothetical fix)."""
+    mm = m.mm
+    yield ("collect:pmd", (mm.name, base))
+    yield from k.lock_ptl(mm, "collect:pmd_lock")
+    pmd = mm.pmds.get(base)
+    if pmd is None:
+        # split or zapped since the unlocked read: "goto again", the pte level handles it
+        k.branch("collect:pmd_changed")
+        k.unlock_ptl(mm)
+        return True
+    head = pmd[1]
+    k.get(head, "migrate", "collect_pmd:get_page")
+    k.unlock_ptl(mm)
+    yield ("collect_pmd:trylock", ("page", head.pfn))
+    if not k.trylock(head, "collect_pmd:trylock"):
+        k.branch("collect_pmd:trylock_fail")
+        if k.sw.thp_skip_put:
+            k.put(head, "migrate", "collect_pmd:trylock_fail")
+        return False
+    yield ("collect_pmd:split", ("page", head.pfn))
+    ret = yield from split_huge_page(k, head, "collect_pmd:split")
+    k.unlock(head, "collect_pmd:unlock")
+    k.put(head, "migrate", "collect_pmd:put_page")
+    if ret:
+        k.branch("collect_pmd:split_fail")
+        return False
+    return True
+
+
+def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
+    """The pte-level part of migrate_vma_collect_pmd() over entries [lo, hi), under the
+    PTL, then the TLB flush for what it unmapped."""
     sw = k.sw
     mm, vma = m.mm, m.vma
     yield from k.lock_ptl(mm, "collect:ptl")
     unmapped = 0
-    for i in range(m.end - m.start):
+    for i in range(lo, hi):
         vpn = m.start + i
         yield ("collect:pte", (mm.name, vpn))
         pte = mm.pte(vpn)
@@ -129,10 +191,11 @@ def collect(k: Kernel, m: MigrateVma):
         if kind == PRESENT:
             unmapped += 1
         m.src_page[i], m.src[i] = page, mpfn
+    start, end = m.start + lo, m.start + hi
     if sw.flush_under_ptl:
         if unmapped:
             yield ("collect:flush", (mm.name, "tlb"))
-            k.flush_tlb_range(mm, m.start, m.end, "collect:flush")
+            k.flush_tlb_range(mm, start, end, "collect:flush")
         k.unlock_ptl(mm)
     else:
         k.unlock_ptl(mm)
@@ -140,7 +203,7 @@ def collect(k: Kernel, m: MigrateVma):
             # the window 60bae7370896 closed: ptes are gone, other CPUs' TLBs are not
             yield ("collect:flush", (mm.name, "tlb"))
             k.branch("collect:flush_after_unlock")
-            k.flush_tlb_range(mm, m.start, m.end, "collect:flush")
+            k.flush_tlb_range(mm, start, end, "collect:flush")
 
 
 def check_page(k: Kernel, page: Page, fault_page: Page | None) -> bool:

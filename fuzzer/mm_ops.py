@@ -3,7 +3,8 @@ GUP pins, compaction, reclaim, MADV_DONTNEED and fork (kernel-model.md section 3
 from __future__ import annotations
 
 from .driver import devmem_fault
-from .state import (DEVICE, MIGRATION, NONE, PRESENT, SWAP, ZERO, Kernel, MM, Page)
+from .state import (DEVICE, HPAGE_NR, MIGRATION, NONE, PRESENT, SWAP, ZERO, Kernel, MM,
+                    Page)
 
 
 # ---- CPU access ------------------------------------------------------------------------
@@ -41,9 +42,21 @@ def report_lost_write(k: Kernel, key: tuple, value: int, exp: frozenset, site: s
              expected=sorted(exp), **({"pfn": pfn} if pfn is not None else {}))
 
 
+def walk_pte(mm: MM, vpn: int) -> tuple:
+    """What the hardware walk finds for ``vpn``: its pte, or for a vpn under a huge pmd
+    the pmd's bits with the subpage it maps (TLB entries are per vpn either way)."""
+    base = mm.pmd_base(vpn)
+    if base is None:
+        return mm.pte(vpn)
+    kind, head, write, dirty = mm.pmds[base]
+    return (kind, head if vpn == base else head.tails[vpn - base - 1], write, dirty)
+
+
 def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):
     """One user load or store: TLB hit, else a hardware walk, else a page fault and retry.
-    Returns False on SIGSEGV."""
+    Returns False on SIGSEGV. A huge pmd maps its subpage like a pte; a write through a
+    writable pmd never faults, so the fault paths only ever see ptes (a split pmd is
+    ordinary ptes)."""
     key = k.mem_key(mm, vpn)
     tlb = k.tlbs[actor.cpu]
     tkey = (mm.name, vpn)
@@ -52,7 +65,7 @@ def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):
         ent = tlb.get(tkey)
         if ent is not None and (not write or (ent[2] and ent[3])):
             page, gen = ent[0], ent[1]
-            pte = mm.pte(vpn)
+            pte = walk_pte(mm, vpn) if mm.pmds else mm.pte(vpn)
             stale = not (pte[0] == PRESENT and pte[1] is page)
             site = "cpu:tlb_write" if write else "cpu:tlb_read"
             if not k.touch(page, gen, site, "CPU access through a TLB entry"):
@@ -63,11 +76,16 @@ def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):
             else:
                 check_read(k, key, page.data, site, stale)
             return True
-        pte = mm.pte(vpn)             # the hardware walk reads the pte without locks
+        # the hardware walk reads the pte (or huge pmd) without locks
+        pte = walk_pte(mm, vpn) if mm.pmds else mm.pte(vpn)
         if pte[0] == PRESENT and (not write or pte[2]):
             page = pte[1]
             if write and not pte[3]:
-                k.set_pte(mm, vpn, (PRESENT, page, True, True))
+                base = mm.pmd_base(vpn) if mm.pmds else None
+                if base is None:
+                    k.set_pte(mm, vpn, (PRESENT, page, True, True))
+                else:                 # the walk sets the huge pmd's dirty bit
+                    mm.pmds[base] = (PRESENT, mm.pmds[base][1], True, True)
             tlb[tkey] = (page, page.gen, pte[2], write or pte[3])
             if not k.touch(page, page.gen, "cpu:walk", "CPU access through a pte"):
                 return True
@@ -471,6 +489,18 @@ def zap(k: Kernel, mm: MM, start: int, end: int):
     gathered: list[Page] = []
     for vpn, key in zip(range(start, end), keys):
         yield ("zap:pte", (mm.name, vpn))
+        if mm.pmds and vpn in mm.pmds:
+            # zap_huge_pmd: clear the whole pmd (the range covers it: scenario.validate),
+            # drop the folio's mapcount; its reference goes after the flush
+            head = mm.pmds.pop(vpn)[1]
+            head.mapcount -= 1
+            gathered.append(head)
+            k.branch("zap:huge_pmd")
+            for off in range(HPAGE_NR):
+                hkey = k.mem_key(mm, vpn + off)
+                k.expect_zapped(hkey)
+                k.origin[hkey] = "zap"
+            continue
         pte = mm.pte(vpn)
         kind = pte[0]
         if kind == NONE:

@@ -64,6 +64,10 @@ def hang(k: Kernel, blocked: list, max_steps: int) -> None:
 
 def value_at(k: Kernel, mm, vpn: int):
     """What a read of (mm, vpn) would return now, without side effects."""
+    if mm.pmds:
+        base = mm.pmd_base(vpn)
+        if base is not None:
+            return k.subpage(mm.pmds[base][1], vpn - base).data
     pte = mm.pte(vpn)
     kind = pte[0]
     if kind in (PRESENT, DEVICE, MIGRATION):
@@ -106,6 +110,11 @@ def end_state(k: Kernel) -> None:
                      f"outlived its mapping", ("map", site), pfn=page.pfn,
                      audit=page_audit(k, page.pfn))
     for mm in k.mms.values():
+        for vpn, pmd in mm.pmds.items():
+            if pmd[1].free:
+                k.report("USE_AFTER_FREE", f"USE_AFTER_FREE: a huge pmd still maps a THP "
+                         f"freed at {pmd[1].free_site}", ("pmd-maps-freed", pmd[1].free_site),
+                         address=[mm.name, vpn])
         for vpn, pte in mm.ptes.items():
             if pte[0] == MIGRATION:
                 site = mm.mig_sites.get(vpn, "?")

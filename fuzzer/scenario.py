@@ -9,7 +9,7 @@ from __future__ import annotations
 from . import driver, mm_ops
 from .findings import Finding
 from .sched import Actor
-from .state import DEVICE, PRESENT, SWAP, ZERO, Kernel, MM, Vma
+from .state import DEVICE, HPAGE_NR, PRESENT, SWAP, ZERO, Kernel, MM, Vma
 from .variants import Switches
 
 MAX_PAGES = 256          # per vma: bounds the work of one execution
@@ -32,7 +32,9 @@ OPS = {
     "compact": ({"mm", "start", "npages"}, set()),
     "reclaim": ({"mm", "start", "npages"}, set()),
 }
-STATES = ("none", "zero", "present", "device", "swapped")
+STATES = ("none", "zero", "present", "device", "swapped", "thp")
+# what may touch a THP range (layout state "thp"); everything else is refused by validate
+THP_OPS = ("read", "write", "migrate", "zap", "evict")
 
 
 class ScenarioError(ValueError):
@@ -117,6 +119,7 @@ def validate(sc: dict) -> dict:
                 raise ScenarioError(f"{w}: unknown device {ent.get('device')!r}")
             if "value" in ent:
                 _int(ent, "value", w, 0, 1 << 30)
+    thp = _check_thp_layout(sc, vmas)
     if not isinstance(sc["actors"], list) or not 1 <= len(sc["actors"]) <= MAX_ACTORS:
         raise ScenarioError(f"scenario: 'actors' must be a list of 1 to {MAX_ACTORS} actors")
     names = set()
@@ -149,6 +152,8 @@ def validate(sc: dict) -> dict:
                     in_vmas(cmd["mm"], start, n, cw)
                 elif cmd["mm"] not in vmas:
                     raise ScenarioError(f"{cw}: unknown mm {cmd['mm']!r}")
+            if thp.get(cmd.get("mm")):
+                _check_thp_command(cmd, thp[cmd["mm"]], cw)
             if "device" in cmd and cmd["device"] not in devnames:
                 raise ScenarioError(f"{cw}: unknown device {cmd['device']!r}")
             for key in ("fail_alloc", "fail_isolate"):
@@ -165,6 +170,61 @@ def validate(sc: dict) -> dict:
     if "max_steps" in sc:
         _int(sc, "max_steps", "scenario", 100, 10_000_000)
     return sc
+
+
+def _check_thp_layout(sc: dict, vmas: dict) -> dict[str, list[tuple[int, int]]]:
+    """THP layout entries: exactly one pmd (HPAGE_NR pages, pmd-aligned) in a private
+    anonymous vma, overlapping no other layout entry. Returns mm -> THP spans."""
+    thp: dict[str, list[tuple[int, int]]] = {}
+    layout = sc.get("layout", [])
+    for j, ent in enumerate(layout):
+        if "share" in ent or ent.get("state") != "thp":
+            continue
+        w, start = f"layout[{j}]", ent["start"]
+        if ent["npages"] != HPAGE_NR:
+            raise ScenarioError(f"{w}: a 'thp' range must be exactly {HPAGE_NR} pages "
+                                f"(one pmd), not {ent['npages']}")
+        if start % HPAGE_NR:
+            raise ScenarioError(f"{w}: a 'thp' range must start at a multiple of "
+                                f"{HPAGE_NR} (pmd-aligned), not {start}")
+        vma = next(v for v in next(m for m in sc["mms"] if m["name"] == ent["mm"])["vmas"]
+                   if v["start"] <= start < v["start"] + v["npages"])
+        if vma.get("shared") or vma.get("special"):
+            raise ScenarioError(f"{w}: THP is modelled for private anonymous vmas only")
+        thp.setdefault(ent["mm"], []).append((start, start + HPAGE_NR))
+    if thp:
+        for j, ent in enumerate(layout):
+            spans = [(ent["mm"], ent["start"])]
+            if "share" in ent:
+                spans.append((ent["share"]["mm"], ent["share"]["start"]))
+            elif ent.get("state") == "thp":
+                spans = []
+            for mm, s0 in spans:
+                for a, b in thp.get(mm, ()):
+                    if s0 < b and a < s0 + ent["npages"]:
+                        raise ScenarioError(f"layout[{j}]: overlaps the THP range "
+                                            f"{mm}:{a}+{HPAGE_NR}")
+    for j, ent in enumerate(layout):    # two THPs on one pmd
+        if ent.get("state") == "thp" and "share" not in ent and \
+                thp[ent["mm"]].count((ent["start"], ent["start"] + HPAGE_NR)) > 1:
+            raise ScenarioError(f"layout[{j}]: overlaps the THP range "
+                                f"{ent['mm']}:{ent['start']}+{HPAGE_NR}")
+    return thp
+
+
+def _check_thp_command(cmd: dict, spans: list[tuple[int, int]], where: str) -> None:
+    """Commands on an mm with THP ranges: only the ones the model follows for THP."""
+    op = cmd["op"]
+    if op == "fork" or (op not in THP_OPS and "npages" in cmd and any(
+            cmd["start"] < b and a < cmd["start"] + cmd["npages"] for a, b in spans)):
+        raise ScenarioError(f"{where}: THP ranges are modelled for read, write, migrate "
+                            f"and zap only, not {op}")
+    if op == "zap":
+        s, e = cmd["start"], cmd["start"] + cmd["npages"]
+        for a, b in spans:
+            if s < b and a < e and not (s <= a and b <= e):
+                raise ScenarioError(f"{where}: zap must cover the THP range {a}+{HPAGE_NR} "
+                                    f"whole (a partial zap splits the pmd: not modelled)")
 
 
 class Built:
@@ -229,6 +289,9 @@ def _lay_out(k: Kernel, ent: dict, j: int, default_dev: str) -> None:
                 k.expect[key] = k.expect[skey]
         return
     state = ent.get("state", "present")
+    if state == "thp":
+        _lay_out_thp(k, mm, ent, j)
+        return
     for off in range(n):
         vpn = start + off
         vma = mm.vma_at(vpn)
@@ -273,6 +336,25 @@ def _lay_out(k: Kernel, ent: dict, j: int, default_dev: str) -> None:
             page.mapcount = 1
             page.lru = True
             k.set_pte(mm, vpn, (PRESENT, page, vma.writable, vma.writable))
+
+
+def _lay_out_thp(k: Kernel, mm: MM, ent: dict, j: int) -> None:
+    """An anonymous THP mapped by one huge pmd: the head holds the mapping's reference
+    and the folio's mapcount, each subpage its own data."""
+    start = ent["start"]
+    vma = mm.vma_at(start)
+    head = k.alloc_thp("layout:thp")
+    head.mapcount = 1
+    head.lru = True
+    for off in range(HPAGE_NR):
+        vpn = start + off
+        page = k.subpage(head, off)
+        value = ent.get("value", 100 + 10 * j) + off
+        page.data, page.ident = value, "init:%s:%d" % (mm.name, vpn)
+        key = k.mem_key(mm, vpn)
+        k.expect[key] = frozenset((value,))
+        k.origin[key] = "initial"
+    mm.pmds[start] = (PRESENT, head, vma.writable, vma.writable)
 
 
 def _program(k: Kernel, actor: Actor, cmds: list[dict], built: Built, default_dev: str):

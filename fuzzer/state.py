@@ -20,6 +20,11 @@ PTE_NAMES = ("none", "zero", "present", "migration", "device", "swap")
 PTE_NONE = (NONE, None, False, False)
 PTE_ZERO = (ZERO, None, False, False)
 
+# Pages per transparent huge page (one pmd entry maps them all). The kernel's is 512
+# (HPAGE_PMD_NR on x86-64); 4 keeps executions short, and the races modelled here (the pmd
+# path of collect, split, zap of a whole pmd) do not depend on the size.
+HPAGE_NR = 4
+
 
 class ModelError(Exception):
     """The model itself went wrong (a bug in migfuzz, not in the modelled kernel)."""
@@ -28,7 +33,7 @@ class ModelError(Exception):
 class Page:
     __slots__ = ("pfn", "device", "refcount", "mapcount", "locked_by", "lock_site", "lru",
                  "batch_cpu", "isolated", "dirty", "mapping", "swap_slot", "free", "gen",
-                 "data", "refs", "free_site", "ident")
+                 "data", "refs", "free_site", "ident", "tails", "head")
 
     def __init__(self, pfn: int, device: str | None):
         self.pfn = pfn
@@ -49,6 +54,10 @@ class Page:
         self.refs: dict[str, list[str]] = {}   # owner kind -> sites that took those refs
         self.free_site = ""
         self.ident = ""                 # a name stable across executions (lock-order graph)
+        # a THP (compound page): the head holds refcount, lock and mapcount for the whole
+        # folio and lists its tail pages; a tail points at its head. Split pages have none.
+        self.tails: tuple = ()
+        self.head: Page | None = None
 
     def __repr__(self) -> str:
         return f"<page {self.pfn}{' dp' if self.device else ''} ref={self.refcount}>"
@@ -74,7 +83,7 @@ class Vma:
 
 class MM:
     __slots__ = ("name", "vmas", "ptes", "ptl", "ptl_site", "mmap_readers", "mmap_writer",
-                 "mig_sites")
+                 "mig_sites", "pmds")
 
     def __init__(self, name: str):
         self.name = name
@@ -85,6 +94,9 @@ class MM:
         self.mmap_readers: list[str] = []
         self.mmap_writer: str | None = None
         self.mig_sites: dict[int, str] = {}   # vpn -> site that installed a migration entry
+        # huge pmds: first vpn (HPAGE_NR-aligned) -> (PRESENT, head page, write, dirty); the
+        # HPAGE_NR vpns from there are mapped by this one entry and have no ptes
+        self.pmds: dict[int, tuple] = {}
 
     def vma_at(self, vpn: int) -> Vma | None:
         for v in self.vmas:
@@ -94,6 +106,11 @@ class MM:
 
     def pte(self, vpn: int) -> tuple:
         return self.ptes.get(vpn, PTE_NONE)
+
+    def pmd_base(self, vpn: int) -> int | None:
+        """The first vpn of the huge pmd mapping ``vpn``, or None (not pmd-mapped)."""
+        base = vpn - vpn % HPAGE_NR
+        return base if base in self.pmds else None
 
 
 class Wait:
@@ -168,6 +185,26 @@ class Kernel:
         p.gen = 1
         self._take(p, owner, site)
         return p
+
+    def alloc_thp(self, site: str, owner: str = "map") -> Page:
+        """A fresh anonymous THP: HPAGE_NR consecutive frames, the head holding the one
+        reference (and later the lock and mapcount) for the whole folio; tails have
+        refcount 0, as in the kernel."""
+        head = self.alloc_page(site, owner)
+        tails = []
+        for _ in range(HPAGE_NR - 1):
+            t = Page(self.next_pfn, None)
+            self.next_pfn += 1
+            self.pages[t.pfn] = t
+            t.free = False
+            t.gen = 1
+            t.head = head
+            tails.append(t)
+        head.tails = tuple(tails)
+        return head
+
+    def subpage(self, head: Page, i: int) -> Page:
+        return head if i == 0 else head.tails[i - 1]
 
     def add_device(self, name: str, capacity: int) -> None:
         dev = Device(name, capacity)
@@ -262,6 +299,10 @@ class Kernel:
         if page.device:
             self.devices[page.device].free_list.append(page)
         self._audit(site, page, "free")
+        for tail in page.tails:           # a THP is freed whole (free_compound_page)
+            tail.free = True
+            tail.free_site = site
+            self._audit(site, tail, "free")
 
     def use_after_free(self, page: Page, site: str, what: str) -> None:
         # the signature is the access site alone (ClusterFuzz's crash state is the access

@@ -36,6 +36,10 @@ class Switches:
     dp_check_refs: bool = False
     # free device-private pages have refcount 0, not 1 (ef233450898f, v6.1).
     dp_idle_zero: bool = False
+    # collect's THP path drops the reference it took when the head's trylock fails. No
+    # kernel does: upstream returns migrate_vma_collect_skip() with the reference held (a
+    # leak; kernel-model.md section 4). A hypothetical fix, off in every preset.
+    thp_skip_put: bool = False
 
     def as_dict(self) -> dict[str, bool]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -53,6 +57,8 @@ SWITCH_DOCS: dict[str, str] = {
     "blocking_lock": "collect locks pages with a blocking lock_page (what trylock avoids)",
     "dp_check_refs": "check_page counts device-private references (v5.17+)",
     "dp_idle_zero": "free device-private pages have refcount 0 (ef233450898f)",
+    "thp_skip_put": "collect's THP path puts its reference when trylock fails (hypothetical "
+                    "fix; none upstream)",
 }
 
 _V515 = Switches(pfn_locked=True)

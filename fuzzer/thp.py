@@ -1,0 +1,70 @@
+"""Transparent huge pages at pmd level: splitting an anonymous THP.
+
+A THP is a head page (refcount, lock and mapcount for the whole folio) and HPAGE_NR - 1
+tail pages, mapped by one huge pmd (``MM.pmds``). The model covers what migrate_vma meets:
+collect's pmd path (migrate.py), CPU reads and writes through the pmd, MADV_DONTNEED of a
+whole pmd (mm_ops.py) and the split below. See docs/model.md for what is left out.
+"""
+from __future__ import annotations
+
+from .state import HPAGE_NR, PRESENT, Kernel, MM, Page
+
+EBUSY = "EBUSY"
+
+
+def _mapped_at(k: Kernel, head: Page) -> tuple[MM, int] | None:
+    """The (mm, first vpn) of the huge pmd mapping ``head`` (a THP is mapped by at most
+    one pmd here: fork and sharing of THP ranges are not modelled)."""
+    for mm in k.mms.values():
+        for base, pmd in mm.pmds.items():
+            if pmd[1] is head:
+                return mm, base
+    return None
+
+
+def split_huge_page(k: Kernel, head: Page, site: str):
+    """split_huge_page() on a locked, pmd-mapped anonymous THP; returns 0 or EBUSY.
+
+    The kernel: no anon_vma (page not mapped) -> -EBUSY; can_split_huge_page() wants
+    total_mapcount == page_count - 1 (the caller's reference; no swap cache here), else
+    -EBUSY; otherwise it unmaps the pmd (migration entries), freezes the refcount, splits
+    the compound page and remaps every subpage with its own pte (remove_migration_ptes),
+    leaving the head with the caller's reference plus its mapping and each tail with its
+    mapping's reference, all still on the LRU, the pmd's dirty bit moved to the pages.
+
+    Simplified: the whole split is one step under the page-table lock, so no other actor
+    sees its transient migration entries (a CPU would wait on them for the page lock the
+    splitter already holds: the same outcome, a retried fault after the split).
+    """
+    loc = _mapped_at(k, head)
+    if loc is None or head.mapcount == 0:
+        k.branch(site + ":unmapped")          # page_get_anon_vma() fails: -EBUSY
+        return EBUSY
+    mm, base = loc
+    yield from k.lock_ptl(mm, site)
+    pmd = mm.pmds.get(base)
+    if pmd is None or pmd[1] is not head:       # zapped while we waited for the PTL
+        k.branch(site + ":unmapped")
+        k.unlock_ptl(mm)
+        return EBUSY
+    if head.refcount != head.mapcount + 1:
+        k.branch(site + ":busy")               # an extra reference: can_split fails
+        k.unlock_ptl(mm)
+        return EBUSY
+    k.branch(site + ":split")
+    _, _, write, dirty = mm.pmds.pop(base)
+    k.flush_tlb_range(mm, base, base + HPAGE_NR, site)
+    subpages = (head,) + head.tails
+    head.tails = ()
+    for i, page in enumerate(subpages):
+        if i:
+            page.head = None
+            page.lru = head.lru
+            page.mapcount = 1
+            k.get(page, "map", site)
+        if dirty:
+            page.dirty = True
+        # the head keeps the pmd's mapping reference and mapcount for its own pte
+        k.set_pte(mm, base + i, (PRESENT, page, write, False))
+    k.unlock_ptl(mm)
+    return 0
