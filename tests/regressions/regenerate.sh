@@ -16,4 +16,7 @@ v5.15 madvise-race
 v5.16 madvise-race
 v5.15 dp-fault-race
 v5.16 dp-fault-race
+v5.15 thp-collect-race
+v5.16 thp-collect-race
+v6.1 thp-collect-race
 LIST
