@@ -63,6 +63,9 @@ def execute(scenario: dict, variant, strategy, *, seed: int | None = None,
     vname, sw = resolve_variant(variant)
     built = build(scenario, sw)
     k = built.kernel
+    observe = getattr(strategy, "observe", None)
+    if observe is not None:
+        observe(built.actors)            # a directed strategy reads the actors' held locks
     st = run(k, built.actors, strategy, built.max_steps)
     diverged = None
     if isinstance(strategy, Replay):
