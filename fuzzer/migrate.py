@@ -66,11 +66,15 @@ def collect(k: Kernel, m: MigrateVma):
     Without huge pmds in the mm the whole range is one pte-level walk (one PTL per mm in
     this model). With huge pmds the walk goes pmd by pmd, as walk_page_range does: a
     pmd-mapped THP first goes through the pmd path, then the ptes are collected."""
+    if not m.mm.pmds:
+        # a plain function returning the generator: no extra frame on every step
+        return _collect_ptes(k, m, 0, m.end - m.start)
+    return _collect_pmds(k, m)
+
+
+def _collect_pmds(k: Kernel, m: MigrateVma):
     mm = m.mm
     n = m.end - m.start
-    if not mm.pmds:
-        yield from _collect_ptes(k, m, 0, n)
-        return
     lo = 0
     while lo < n:
         vpn = m.start + lo
