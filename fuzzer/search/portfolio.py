@@ -6,7 +6,7 @@ each, Wilson 95% intervals; the loop's PCT d=3 takes k = the typical decision co
   bug                              random          PCT d=3           POS             default
   madvise-race v5.16 (stale TLB)   0.69 [.53,.89]  0.43 [.30,.59]    0.43 [.30,.59]  0.62 [.47,.82]
   dp-fault-race v5.16 (UAF)        0.31 [.21,.46]  5.7 [5.2,6.2]     8.6 [8.0,9.3]   9.2 [8.6,9.9]
-  cross-mm-opposite blocking-lock  55.4 [54,56]    23.0 [22,24]      23.9 [23,25]    55.4 [54,57]
+  cross-mm-opposite blocking-lock  55.4 [54,56]    23.0 [22,24]      23.9 [23,25]    54.8 [54,56]
 
 No single strategy wins everywhere (SCTBench's and Coyote's finding too), so the default is
 a portfolio: each execution draws an arm. The PCT arm draws its depth and k per execution,
