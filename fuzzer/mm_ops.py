@@ -267,7 +267,12 @@ def do_swap_page(k: Kernel, mm: MM, vpn: int, orig: tuple, write: bool):
         k.unlock(page, "fault:swap_raced")
         k.put(page, "map", "fault:swap_raced")
         return
-    exclusive = k.swap[slot][1] <= 1
+    # reuse_swap_page (v5.15/v5.16: mapcount + swap count <= 1, checked before this
+    # mapping is added) and v6.1's exclusive-or-sole-reference test agree: a swap-cache
+    # page that another mm already mapped (a fork child that swapped it in first) is
+    # shared even when this pte is the slot's last user, so it is mapped read-only and
+    # the write goes through do_wp_page's copy
+    exclusive = k.swap[slot][1] <= 1 and page.mapcount == 0
     writable = write and exclusive
     page.mapcount += 1
     k.set_pte(mm, vpn, (PRESENT, page, writable, writable))

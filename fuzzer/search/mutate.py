@@ -3,7 +3,8 @@
 Mutants change one thing at a time (as a structure-aware fuzzer's mutators do): the number of
 pages, a range and its overlap with another, the number and kind of actors, sharing a layout
 with a second address space (in order or reversed, as fork + mremap does), the state of the
-pages (system, device-private, swapped, zero, none) and injected faults (a destination
+pages (system, device-private, swapped, zero, none, or one pmd-mapped THP where the range
+is exactly one aligned huge page) and injected faults (a destination
 allocation fails, i.e. the driver leaves dst at 0; isolation fails). Every result passes
 ``fuzzer.scenario.validate``, and has two or more actors that migrate: the bugs migfuzz is for
 need concurrent migrations (a lone migration is the selftests' job).
@@ -20,6 +21,7 @@ import json
 import random
 
 from ..scenario import ScenarioError, validate
+from ..state import HPAGE_NR
 
 MAX_PAGES = 8            # per vma in a generated scenario
 MAX_ACTORS = 4
@@ -203,7 +205,11 @@ def m_state(sc, rng):
     if not ents:
         return None
     e = rng.choice(ents)
-    st = rng.choice(STATES)
+    # a pmd-mapped THP where the entry is exactly one aligned huge page (validate refuses
+    # it when an actor the THP model does not cover touches the range: then another
+    # mutator is tried)
+    fits_thp = e["npages"] == HPAGE_NR and e["start"] % HPAGE_NR == 0
+    st = rng.choice(STATES + (("thp",) if fits_thp else ()))
     if st == e.get("state", "present"):
         return None
     e["state"] = st
@@ -327,10 +333,11 @@ def generate(rng: random.Random) -> dict:
     """A fresh small scenario: one mm of 1-4 pages (maybe shared into a second one), two
     overlapping migrations, and zero to two other actors."""
     n = rng.randint(1, 4)
+    states = STATES[:4] + (("thp",) if n == HPAGE_NR else ())
     sc: dict = {
         "name": "gen", "kind": "generated",
         "mms": [{"name": "A", "vmas": [{"start": 0, "npages": n}]}],
-        "layout": [{"mm": "A", "start": 0, "npages": n, "state": rng.choice(STATES[:4])}],
+        "layout": [{"mm": "A", "start": 0, "npages": n, "state": rng.choice(states)}],
         "actors": [],
     }
     ensure_migrators(sc, rng)
@@ -338,6 +345,11 @@ def generate(rng: random.Random) -> dict:
         m_add_actor(sc, rng)
     if rng.random() < 0.3:
         m_share(sc, rng)
+    if sc["layout"][0]["state"] == "thp":
+        try:
+            validate(sc)
+        except ScenarioError:        # an actor the THP model refuses: plain pages instead
+            sc["layout"][0]["state"] = "present"
     out, done = mutate(sc, rng, rounds=1)
     out["description"] = "generated: " + ", ".join(done or ["two migrations"])
     return out
