@@ -100,9 +100,11 @@ def run(kernel: Kernel, actors: list[Actor], strategy: Strategy, max_steps: int)
     strategy.new_execution([a.name for a in actors])
     next_actor = strategy.next_actor
     live = list(actors)
+    live_idx = tuple(a.index for a in live)    # what most decisions pass (no one waits)
     waiting = 0                 # live actors with a Wait (most steps have none)
     step = 0
     prev: Actor | None = None
+    prev_idx = None
     preemptions = 0
     while live:
         if waiting:
@@ -111,8 +113,10 @@ def run(kernel: Kernel, actors: list[Actor], strategy: Strategy, max_steps: int)
                 st.deadlocked = True
                 st.blocked = [(a, a.wait) for a in live]
                 break
+            enabled_idx = tuple(a.index for a in enabled)
         else:
             enabled = live
+            enabled_idx = live_idx
         if step >= max_steps:
             st.hung = True
             st.blocked = [(a, a.wait) for a in live]
@@ -120,7 +124,7 @@ def run(kernel: Kernel, actors: list[Actor], strategy: Strategy, max_steps: int)
         if len(enabled) == 1:
             a = enabled[0]
         else:
-            idx = next_actor([e.index for e in enabled], prev.index if prev else None, step)
+            idx = next_actor(enabled_idx, prev_idx, step)
             choices.append(idx)
             a = actors[idx]
             if prev is not None and a is not prev and prev in enabled:
@@ -142,6 +146,7 @@ def run(kernel: Kernel, actors: list[Actor], strategy: Strategy, max_steps: int)
             kernel.cur = a
             kernel.who = a.name
             prev = a
+            prev_idx = a.index
         kernel.step = step
         step += 1
         try:
@@ -149,6 +154,7 @@ def run(kernel: Kernel, actors: list[Actor], strategy: Strategy, max_steps: int)
         except StopIteration:
             a.done = True
             live.remove(a)
+            live_idx = tuple(a.index for a in live)
             continue
         if y.__class__ is Wait:
             a.wait = y
