@@ -97,3 +97,24 @@ def replay(scenario: dict, variant, schedule: list[list[int]], *, strict: bool =
     """Replay a stored schedule exactly. Strict: raise Diverged where it no longer fits;
     lenient: carry on and report the divergence in ``Result.diverged``."""
     return execute(scenario, variant, Replay(rle_decode(schedule), strict=strict), **kw)
+
+
+class Nondeterministic(Exception):
+    """An execution and the exact replay of its schedule gave different traces or findings:
+    something outside the scenario, the variant and the schedule steered the run (global
+    state left by an earlier execution, iteration over an unordered set, the clock...)."""
+
+
+def check_deterministic(scenario: dict, variant, r: Result) -> None:
+    """Replay ``r``'s schedule on a freshly built kernel and require the same trace and the
+    same findings, as AWS Shuttle's determinism checker does; raise Nondeterministic with
+    the first step where the two traces part."""
+    again = replay(scenario, variant, r.schedule, strict=False)
+    sigs = sorted(f.signature for f in r.findings)
+    if again.trace_hash == r.trace_hash and sorted(f.signature for f in again.findings) == sigs:
+        return
+    step = next((i for i, (x, y) in enumerate(zip(r.trace, again.trace)) if x != y),
+                min(len(r.trace), len(again.trace)))
+    raise Nondeterministic(
+        f"nondeterministic execution of {scenario.get('name', '?')} on {r.variant}: trace "
+        f"{r.trace_hash}, its replay {again.trace_hash}; they part at step {step}")

@@ -13,7 +13,7 @@ import sys
 
 from . import commands
 
-EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_FOUND, EXIT_ERROR, EXIT_NONDETERMINISTIC = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find concurrency bugs in the Linux kernel's migrate_vma with an "
                     "interleaving-controlled model of v5.15, v5.16 and v6.1.",
         epilog="Exit status: 0 ok / nothing found, 1 finding (or replay mismatch), "
-               "2 usage or input error. Run 'migfuzz COMMAND --help' for each command.")
+               "2 usage or input error, 3 a nondeterministic execution "
+               "(--check-determinism). Run 'migfuzz COMMAND --help' for each command.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():
         mod.register(sub)
@@ -57,11 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     errors = _user_errors()
+    from fuzzer.execute import Nondeterministic
     try:
         return args.func(args)
     except errors as e:
         print(f"migfuzz: error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except Nondeterministic as e:       # a bug in the engine, not in the user's input
+        print(f"migfuzz: {e}", file=sys.stderr)
+        return EXIT_NONDETERMINISTIC
     except KeyboardInterrupt:
         print("migfuzz: interrupted", file=sys.stderr)
         return 130

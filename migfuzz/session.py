@@ -146,6 +146,11 @@ class CampaignSession:
                 "corpus": row.get("corpus", 0), "crashes": row.get("crashes", 0),
                 "bugs": len(bugs) - dups, "duplicates": dups}
 
+    def mark_failed(self) -> None:
+        """The campaign stopped on an engine error: say so in the store (not 'running')."""
+        if self.store is not None:
+            self.store.set_campaign_status(self.name, "failed")
+
     def close(self) -> None:
         if self.store is not None:
             self.store.close()

@@ -16,7 +16,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from ..execute import execute
+from ..execute import check_deterministic, execute
 from ..scenario import ScenarioError
 from ..strategies.deadlock_directed import DeadlockDirected
 from ..strategies.replay import rle_decode
@@ -54,6 +54,7 @@ class FuzzConfig:
     search: str = "portfolio"                          # see portfolio.SEARCHES
     generate: bool = True                              # mutate and generate scenarios
     fixed_pct: bool = False                            # PCT d=3, k=decisions only
+    check_determinism: bool = False                    # replay every execution (2x cost)
 
 
 @dataclass
@@ -200,6 +201,8 @@ class FuzzLoop:
             r = execute(s.sc, self.variant, strat, seed=seed, check=False)
         except ScenarioError:
             return                       # a generated scenario the builder rejects
+        if cfg.check_determinism:
+            check_deterministic(s.sc, self.variant, r)
         s.execs += 1
         ndec = sum(c for _, c in r.schedule)
         s.decisions = max(s.decisions, ndec)

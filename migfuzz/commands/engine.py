@@ -8,7 +8,7 @@ import time
 
 from corpus import input as inputs
 from corpus.builtin import get_scenario, scenario_names
-from fuzzer.execute import execute, replay
+from fuzzer.execute import check_deterministic, execute, replay
 from fuzzer.scenario import summary
 from fuzzer.strategies import STRATEGIES, make_strategy
 from fuzzer.variants import SWITCH_DOCS, SWITCH_NAMES, VARIANTS, resolve_variant
@@ -37,7 +37,8 @@ def register(sub) -> None:
         "run", help="run executions of one scenario on one variant",
         description="Run COUNT executions with seeds SEED, SEED+1, ...; stop at the first "
         "finding unless --all.",
-        epilog="Exit status: 0 nothing found, 1 a finding, 2 usage or input error.")
+        epilog="Exit status: 0 nothing found, 1 a finding, 2 usage or input error, 3 an "
+               "execution was not deterministic (--check-determinism).")
     p.add_argument("--scenario", required=True, help="a built-in name or a scenario JSON file")
     p.add_argument("--variant", default="v5.16", help="variant spec (default v5.16)")
     p.add_argument("--strategy", default="random", choices=sorted(STRATEGIES))
@@ -46,6 +47,9 @@ def register(sub) -> None:
     p.add_argument("--all", action="store_true", help="do not stop at the first finding")
     p.add_argument("--save", metavar="FILE", help="write the input of the first finding")
     p.add_argument("--trace", action="store_true", help="print the interleaving")
+    p.add_argument("--check-determinism", action="store_true",
+                   help="replay every execution's schedule on a fresh kernel and require "
+                        "the same trace and findings (exit 3 with the step where they part)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_run)
 
@@ -141,6 +145,8 @@ def cmd_run(args) -> int:
     tty = sys.stderr.isatty() and not args.json
     for seed in range(args.seed, args.seed + args.count):
         r = execute(sc, vname, make_strategy(args.strategy, seed), seed=seed, check=False)
+        if args.check_determinism:
+            check_deterministic(sc, vname, r)
         done += 1
         if r.findings or args.count <= 1000:
             records.append(_record(r))

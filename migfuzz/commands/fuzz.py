@@ -10,6 +10,7 @@ import time
 
 from corpus import input as inputs
 from corpus.builtin import scenario_names
+from fuzzer.execute import Nondeterministic
 from fuzzer.search.bounded import prove
 from fuzzer.search.loop import FuzzConfig
 from fuzzer.search.portfolio import SEARCHES
@@ -77,6 +78,10 @@ def register(sub) -> None:
     p.add_argument("--resume", metavar="NAME",
                    help="continue a stopped or killed campaign: its config, corpus and "
                         "coverage come from the store; --execs/--duration say how much more")
+    p.add_argument("--check-determinism", action="store_true",
+                   help="replay every execution's schedule on a fresh kernel and require the "
+                        "same trace and findings, as Shuttle's checker (twice the cost; "
+                        "--workers 0 only; exit 3 where a run is not deterministic)")
     p.add_argument("--max-crashes-per-bug", type=int, default=100, metavar="N",
                    help="crash rows the store keeps per bug (default 100, as syzkaller keeps "
                         "100 crash logs per bug); past it a crash leaves no row but still "
@@ -107,6 +112,8 @@ def cmd_fuzz(args) -> int:
         raise UsageError("--address needs workers on the cluster (--workers 1 or more)")
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
+    if args.check_determinism and args.workers != 0:
+        raise UsageError("--check-determinism runs in this process: add --workers 0")
     if args.max_crashes_per_bug < 1:
         raise UsageError("--max-crashes-per-bug must be at least 1")
     if args.execs is not None and args.execs < 1:
@@ -127,11 +134,17 @@ def cmd_fuzz(args) -> int:
     else:
         vname, _ = resolve_variant(args.variant)
         scs, gen = _scenarios(args)
-        session = CampaignSession.new(FuzzConfig(vname, scs, args.strategy, gen), args.seed,
+        cfg = FuzzConfig(vname, scs, args.strategy, gen,
+                         check_determinism=args.check_determinism)
+        session = CampaignSession.new(cfg, args.seed,
                                       db=args.db, name=args.name, no_db=args.no_db,
                                       max_crashes_per_bug=args.max_crashes_per_bug)
+    session.campaign.loop.config.check_determinism = args.check_determinism   # --resume too
     try:
         return _run(args, session) if args.workers == 0 else _run_farm(args, session)
+    except Nondeterministic:
+        session.mark_failed()
+        raise
     finally:
         session.close()
 

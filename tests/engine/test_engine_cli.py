@@ -94,3 +94,27 @@ def test_save_writes_nothing_when_nothing_is_found(tmp_path):
     save = tmp_path / "none.json"
     r = migfuzz("run", "--scenario", "migrate", "--variant", "v6.1", "--save", str(save))
     assert r.returncode == 0 and not save.exists() and "nothing saved" in r.stderr
+
+
+def test_check_determinism_passes_and_catches_state_left_by_a_run(monkeypatch, capsys):
+    """--check-determinism replays every execution: clean engine, exit as usual; an engine
+    whose page numbers depend on how many kernels were built before (state that leaks
+    between executions) is caught: exit 3 with the step where the traces part."""
+    from migfuzz.cli import main
+    from fuzzer.state import Kernel
+    assert main(["run", "--scenario", "dp-fault-race", "--count", "200", "--all",
+                 "--check-determinism"]) == 1
+    capsys.readouterr()
+    init = Kernel.__init__
+    built = [0]
+
+    def leaky(self, *a, **kw):
+        init(self, *a, **kw)
+        built[0] += 1
+        self.next_pfn += built[0] % 2
+
+    monkeypatch.setattr(Kernel, "__init__", leaky)
+    rc = main(["run", "--scenario", "dp-fault-race", "--count", "5", "--check-determinism"])
+    err = capsys.readouterr().err
+    assert rc == 3 and "nondeterministic execution of dp-fault-race" in err
+    assert "they part at step" in err and len(err.strip().splitlines()) == 1

@@ -78,3 +78,29 @@ def test_store_keeps_at_most_max_crashes_per_bug_rows(tmp_path, capsys):
     rc, _, err = _fuzz(capsys, "--workers", "0", "--execs", "1", "--no-db",
                        "--max-crashes-per-bug", "0")
     assert rc == 2 and "at least 1" in err
+
+
+def test_check_determinism_fails_the_campaign(tmp_path, capsys, monkeypatch):
+    from db.store import Store
+    from fuzzer.state import Kernel
+    db = f"sqlite:///{tmp_path / 'det.db'}"
+    args = ["--workers", "0", "--execs", "300", "--seed", "1", "--out", str(tmp_path / "r"),
+            "--check-determinism", "--db", db]
+    rc, _, _ = _fuzz(capsys, *args, "--name", "ok")
+    assert rc == 0
+    init = Kernel.__init__
+    built = [0]
+
+    def leaky(self, *a, **kw):             # page numbers depend on earlier executions
+        init(self, *a, **kw)
+        built[0] += 1
+        self.next_pfn += built[0] % 2
+
+    monkeypatch.setattr(Kernel, "__init__", leaky)
+    rc, _, err = _fuzz(capsys, *args, "--name", "leaky")
+    assert rc == 3 and "nondeterministic execution" in err
+    with Store.open(db) as st:
+        status = {c["name"]: c["status"] for c in st.list_campaigns()}
+    assert status == {"ok": "finished", "leaky": "failed"}
+    rc, _, err = _fuzz(capsys, "--workers", "2", "--execs", "1", "--check-determinism", "--no-db")
+    assert rc == 2 and "--workers 0" in err
