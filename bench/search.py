@@ -1,9 +1,9 @@
 """Search benchmark: executions and seconds to the first finding of each known bug.
 
 For each known bug of the engine's ground truth, each strategy (random walk, PCT d=3 with k
-= the scenario's typical decision count as the loop measures it, POS, and the default
-portfolio) runs as a fuzz
-loop on that scenario alone (no scenario generation) for SEEDS seeds, until the first finding
+= the scenario's typical decision count as the loop measures it, POS, conflict-directed
+delay, and the default portfolio) runs as a fuzz loop on that scenario alone (no scenario
+generation) for SEEDS seeds, until the first finding
 of the bug's kind or the budget. The same strategies run on v6.1, where nothing should be
 found. Prints a Markdown table and writes bench/results/search.md and search.json.
 
@@ -15,7 +15,7 @@ k is the median decision count of the scenario's first runs that ended before th
 bound; until 2026-11-26 it was the most decisions any run made, which one run starved to
 that bound inflates to ~500, leaving nearly every change point after the end of the run).
 
-    python bench/search.py [--seeds 20] [--budget 5000] [--clean-budget 2000]
+    python bench/search.py [--seeds 30] [--budget 5000] [--clean-budget 2000]
                            [--rate-execs 8000]
 """
 from __future__ import annotations
@@ -55,6 +55,7 @@ STRATEGIES = [  # (label, search, fixed_pct)
     ("random", "random", False),
     ("PCT d=3", "pct", True),
     ("POS", "pos", False),
+    ("conflict delay", "conflict", False),
     ("portfolio (default)", "portfolio", False),
 ]
 
@@ -139,7 +140,7 @@ def fmt(c: dict, clean: bool = False) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--budget", type=int, default=5000, help="executions per seed")
     ap.add_argument("--seconds", type=float, default=60.0, help="time limit per seed")
     ap.add_argument("--clean-budget", type=int, default=2000,

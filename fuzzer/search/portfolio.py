@@ -4,18 +4,21 @@ Per-execution hit rates (bench/search.py; fuzz loops on the one scenario, 8000 e
 each, Wilson 95% intervals; the loop's PCT d=3 takes k = the typical decision count):
 
   bug                              random          PCT d=3           POS             default
-  madvise-race v5.16 (stale TLB)   0.69 [.53,.89]  0.43 [.30,.59]    0.43 [.30,.59]  0.62 [.47,.82]
-  dp-fault-race v5.16 (UAF)        0.31 [.21,.46]  5.7 [5.2,6.2]     8.6 [8.0,9.3]   9.2 [8.6,9.9]
-  cross-mm-opposite blocking-lock  55.4 [54,56]    23.0 [22,24]      23.9 [23,25]    54.8 [54,56]
+  madvise-race v5.16 (stale TLB)   0.69 [.53,.89]  0.43 [.30,.59]    0.43 [.30,.59]  2.1 [1.8,2.4]
+  dp-fault-race v5.16 (UAF)        0.31 [.21,.46]  5.7 [5.2,6.2]     8.6 [8.0,9.3]   6.5 [5.9,7.0]
+  cross-mm-opposite blocking-lock  55.4 [54,56]    23.0 [22,24]      23.9 [23,25]    54.9 [54,56]
 
 No single strategy wins everywhere (SCTBench's and Coyote's finding too), so the default is
-a portfolio: each execution draws an arm. The PCT arm draws its depth and k per execution,
-k as a fraction of the scenario's *typical* decision count (the median over its first runs
-that ended before the fairness bound; the maximum, which a run starved to that bound
-inflates to ~500, made the previous portfolio's PCT arm and the loop's fixed PCT d=3 draw
-nearly every change point after the end of the run; the textbook PCT d=3 the benchmark
-compares with now takes the typical count too). Two regimes, measured alone on
-seeds 1000+ (per-execution %, madvise / dp-fault / cross-mm):
+a portfolio: each execution draws an arm: PCT 55%, conflict-directed delay 35%, a mutation
+of one of the scenario's corpus schedules 10% (once there is one).
+
+The PCT arm draws its depth and k per execution, k as a fraction of the scenario's
+*typical* decision count (the median over its first runs that ended before the fairness
+bound; the maximum, which a run starved to that bound inflates to ~500, made an earlier
+portfolio's PCT arm and the loop's fixed PCT d=3 draw nearly every change point after the
+end of the run; the textbook PCT d=3 the benchmark compares with takes the typical count
+too). Two regimes, measured alone on seeds 1000+ (per-execution %, madvise / dp-fault /
+cross-mm):
 
   change points in the first third  d 6-10, k 0.2-0.4 x typical   0 / 0-67 / 0
   change points over the whole run  d 8-10, k 0.9-1.2 x typical   0.6-1.0 / 3-5 / 65-100
@@ -24,33 +27,43 @@ With many change points for k decisions PCT becomes a rotation: each change poin
 CPU to the next actor, which is what the cross-mm deadlock needs (both migrations take their
 first lock before either takes its second); a rotation over the first third and then strict
 priorities give the long solo run the dp-fault use-after-free needs. madvise-race's stale
-TLB needs two preemptions in short windows; no arm measured reached more than ~1.1% per
-execution there (PCT d=3 with k = 12 of its ~20 decisions; 0.30% at k = 21, random 0.49%,
-20,000 executions each), so the default's median on it stays within noise of random's.
+TLB needs two preemptions in short windows, which no PCT setting reached more than ~1.1%
+of the time (PCT d=3 with k = 12 of its ~20 decisions; 0.30% at k = 21, random 0.49%,
+20,000 executions each). The conflict-delay arm (strategies/conflict_delay.py: hold an
+actor back after it touched what another is about to touch) keeps that window open: 4.6%
+alone in the loop (p = 0.7; 3.8% at p = 0.5, 3000 seeds from 10000; random 0.5%), and it is
+a random walk elsewhere.
 
-Weights (pct 80, random 10, guided 10) were chosen on seeds 1000-1019 (medians of
-executions to the first finding, 20 seeds: cross-mm 2, madvise v5.15 125.5, v5.16 66,
-dp-fault v5.15 5, v5.16 5.5; random 2 / 85 / 85 / 475 / 246; PCT d=3 3.5 / 324.5 (2/20) /
-278 (3/20) / 14 / 10.5; POS 5 / 174.5 / 174.5 / 11.5 / 11.5) and reported on bench's seeds
-0..19. POS is still an arm (``--strategy pos``) but has weight 0: it was never better than
-the PCT regimes above on any of these bugs. A bandit crediting arms for coverage gains was
-measured and left out: in the last 800 of 1000 executions the arms together gained 0 to 13
-new features on these scenarios, too little signal to adapt on. ``guided`` mutates a corpus
-schedule of the scenario (RFF-style) once there is one; random keeps the portfolio from
-relying on the PCT regimes alone.
+Weights were chosen on loop seeds 1000-1039 (median executions to the first finding /
+per-execution rate over 2000), reported on bench's seeds:
+
+  pct/conflict/random/guided   cross-mm     cross-mm-ring  madvise v5.16  dp-fault v5.16  v5.15
+  80/0/10/10 (previous)        1 (58%)      3 (21%)        106 (0.3%)     8 (8.2%)        7.5
+  50/30/10/10                  1 (55%)      2.5 (27%)      47 (1.9%)      8.5 (5.7%)      12
+  40/40/10/10                  1 (55%)      2.5 (29%)      29 (2.4%)      12 (4.8%)       17.5
+  55/35/0/10 (the default)     1 (55%)      2.5 (27%)      42.5 (2.6%)    8.5 (7.0%)      10
+
+The trade: the hardest bug (madvise-race) comes 3-4x sooner for dp-fault-race coming
+~1.4x later (still at or above PCT d=3 per execution). A random-walk arm is no longer
+drawn: the conflict arm is a random walk wherever no two next operations conflict. POS
+(``--strategy pos``) has weight 0: it was never better than the PCT regimes on these bugs. A
+bandit crediting arms for coverage gains was measured and left out: in the last 800 of 1000
+executions the arms together gained 0 to 13 new features on these scenarios, too little
+signal to adapt on. ``guided`` mutates a corpus schedule of the scenario (RFF-style).
 """
 from __future__ import annotations
 
 import random
 
+from ..strategies.conflict_delay import ConflictDelay
 from ..strategies.coverage_guided import CoverageGuided
 from ..strategies.pct import PCT
 from ..strategies.pos import POS
 from ..strategies.random_walk import RandomWalk
 
 # arm -> weight in the default portfolio (guided only once the scenario has corpus entries)
-PORTFOLIO = {"pct": 80, "pos": 0, "random": 10, "guided": 10}
-SEARCHES = ("portfolio", "random", "pct", "pos", "guided")
+PORTFOLIO = {"pct": 55, "pos": 0, "conflict": 35, "random": 0, "guided": 10}
+SEARCHES = ("portfolio", "random", "pct", "pos", "conflict", "guided")
 
 
 def pick_arm(search: str, rng: random.Random, has_corpus: bool) -> str:
@@ -76,6 +89,8 @@ def make(arm: str, seed: int, rng: random.Random, decisions: int, fixed_pct: boo
         return RandomWalk(seed)
     if arm == "pos":
         return POS(seed)
+    if arm == "conflict":
+        return ConflictDelay(seed)
     if arm == "pct":
         if fixed_pct:
             return PCT(seed, 3, max(2, decisions))

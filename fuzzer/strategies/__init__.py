@@ -1,6 +1,7 @@
 """Scheduling strategies behind the ``sched.Strategy`` protocol, one module each."""
 from __future__ import annotations
 
+from .conflict_delay import ConflictDelay
 from .pct import PCT
 from .pos import POS
 from .random_walk import RandomWalk
@@ -12,6 +13,7 @@ STRATEGIES = {
     "round-robin": RoundRobin,
     "pct": PCT,
     "pos": POS,
+    "conflict": ConflictDelay,
 }
 
 
@@ -24,4 +26,4 @@ def make_strategy(name: str, seed: int):
     return cls(seed)
 
 
-__all__ = ["PCT", "POS", "RandomWalk", "Replay", "RoundRobin", "STRATEGIES", "make_strategy"]
+__all__ = ["ConflictDelay", "PCT", "POS", "RandomWalk", "Replay", "RoundRobin", "STRATEGIES", "make_strategy"]
