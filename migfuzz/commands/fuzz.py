@@ -46,9 +46,10 @@ def register(sub) -> None:
                         "every built-in concurrency and known-bug scenario, plus generated "
                         "ones)")
     p.add_argument("--strategy", default="portfolio", choices=STRATEGY_CHOICES,
-                   help="portfolio (default: PCT, POS, random and coverage-guided mutation "
-                        "per execution), one of them alone, or exhaustive (preemption-"
-                        "bounded search of each scenario, see --bound)")
+                   help="portfolio (default; per execution " + _portfolio_mix() + ", and "
+                        "DeadlockFuzzer-style directed runs to confirm a potential "
+                        "deadlock), one strategy alone, or exhaustive (preemption-bounded "
+                        "search of each scenario, see --bound)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--execs", type=int, metavar="N", help="executions to run")
     budget.add_argument("--duration", type=float, metavar="S",
@@ -90,6 +91,12 @@ def register(sub) -> None:
                    help="keep nothing in a database (reproducer files only)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_fuzz)
+
+
+def _portfolio_mix() -> str:
+    from fuzzer.search.portfolio import PORTFOLIO
+    total = sum(PORTFOLIO.values())
+    return ", ".join(f"{arm} {100 * w // total}%%" for arm, w in PORTFOLIO.items() if w)
 
 
 def _scenarios(args) -> tuple[list[dict], bool]:
