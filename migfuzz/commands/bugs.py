@@ -23,7 +23,9 @@ def register(sub) -> None:
     p = sub.add_parser(
         "bugs", help="list the bugs (one per signature) in the store",
         description="List bugs: id (signature), kind, title, hits, first and last seen, "
-        "status, and the variants where they show.",
+        "status, and the variants where they show. Hits are the stored crashes: distinct "
+        "inputs that showed the bug, at most 100 per bug ('fuzz --max-crashes-per-bug'); "
+        "a campaign's own table counts every execution.",
         epilog="Exit status: 0 listed (even if empty), 2 no database or bad filter.")
     p.add_argument("--status", choices=STATUSES)
     p.add_argument("--kind", help="e.g. LOST_WRITE, USE_AFTER_FREE, DEADLOCK")
