@@ -42,16 +42,6 @@ def report_lost_write(k: Kernel, key: tuple, value: int, exp: frozenset, site: s
              expected=sorted(exp), **({"pfn": pfn} if pfn is not None else {}))
 
 
-def walk_pte(mm: MM, vpn: int) -> tuple:
-    """What the hardware walk finds for ``vpn``: its pte, or for a vpn under a huge pmd
-    the pmd's bits with the subpage it maps (TLB entries are per vpn either way)."""
-    base = mm.pmd_base(vpn)
-    if base is None:
-        return mm.pte(vpn)
-    kind, head, write, dirty = mm.pmds[base]
-    return (kind, head if vpn == base else head.tails[vpn - base - 1], write, dirty)
-
-
 def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):
     """One user load or store: TLB hit, else a hardware walk, else a page fault and retry.
     Returns False on SIGSEGV. A huge pmd maps its subpage like a pte; a write through a
@@ -65,7 +55,7 @@ def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):
         ent = tlb.get(tkey)
         if ent is not None and (not write or (ent[2] and ent[3])):
             page, gen = ent[0], ent[1]
-            pte = walk_pte(mm, vpn) if mm.pmds else mm.pte(vpn)
+            pte = mm.walk(vpn) if mm.pmds else mm.pte(vpn)
             stale = not (pte[0] == PRESENT and pte[1] is page)
             site = "cpu:tlb_write" if write else "cpu:tlb_read"
             if not k.touch(page, gen, site, "CPU access through a TLB entry"):
@@ -77,7 +67,7 @@ def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):
                 check_read(k, key, page.data, site, stale)
             return True
         # the hardware walk reads the pte (or huge pmd) without locks
-        pte = walk_pte(mm, vpn) if mm.pmds else mm.pte(vpn)
+        pte = mm.walk(vpn) if mm.pmds else mm.pte(vpn)
         if pte[0] == PRESENT and (not write or pte[2]):
             page = pte[1]
             if write and not pte[3]:

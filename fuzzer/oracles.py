@@ -64,11 +64,7 @@ def hang(k: Kernel, blocked: list, max_steps: int) -> None:
 
 def value_at(k: Kernel, mm, vpn: int):
     """What a read of (mm, vpn) would return now, without side effects."""
-    if mm.pmds:
-        base = mm.pmd_base(vpn)
-        if base is not None:
-            return k.subpage(mm.pmds[base][1], vpn - base).data
-    pte = mm.pte(vpn)
+    pte = mm.walk(vpn) if mm.pmds else mm.pte(vpn)
     kind = pte[0]
     if kind in (PRESENT, DEVICE, MIGRATION):
         return pte[1].data

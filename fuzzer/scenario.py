@@ -348,7 +348,7 @@ def _lay_out_thp(k: Kernel, mm: MM, ent: dict, j: int) -> None:
     head.lru = True
     for off in range(HPAGE_NR):
         vpn = start + off
-        page = k.subpage(head, off)
+        page = head.subpage(off)
         value = ent.get("value", 100 + 10 * j) + off
         page.data, page.ident = value, "init:%s:%d" % (mm.name, vpn)
         key = k.mem_key(mm, vpn)

@@ -62,6 +62,10 @@ class Page:
     def __repr__(self) -> str:
         return f"<page {self.pfn}{' dp' if self.device else ''} ref={self.refcount}>"
 
+    def subpage(self, i: int) -> "Page":
+        """Page ``i`` of the THP this head starts (0: the head itself)."""
+        return self if i == 0 else self.tails[i - 1]
+
 
 @dataclass
 class Vma:
@@ -111,6 +115,15 @@ class MM:
         """The first vpn of the huge pmd mapping ``vpn``, or None (not pmd-mapped)."""
         base = vpn - vpn % HPAGE_NR
         return base if base in self.pmds else None
+
+    def walk(self, vpn: int) -> tuple:
+        """What the hardware walk finds for ``vpn``: its pte, or for a vpn under a huge pmd
+        the pmd's bits with the subpage it maps (TLB entries are per vpn either way)."""
+        base = self.pmd_base(vpn)
+        if base is None:
+            return self.pte(vpn)
+        kind, head, write, dirty = self.pmds[base]
+        return (kind, head.subpage(vpn - base), write, dirty)
 
 
 class Wait:
@@ -202,9 +215,6 @@ class Kernel:
             tails.append(t)
         head.tails = tuple(tails)
         return head
-
-    def subpage(self, head: Page, i: int) -> Page:
-        return head if i == 0 else head.tails[i - 1]
 
     def add_device(self, name: str, capacity: int) -> None:
         dev = Device(name, capacity)

@@ -91,7 +91,7 @@ def test_cpu_access_through_the_pmd_and_zap_frees_the_folio():
     assert not r.findings
     mm = r.kernel.mms["A"]
     head = mm.pmds[0][1]
-    assert [r.kernel.subpage(head, i).data for i in range(4)] == [7, 8, 9, 10]
+    assert [head.subpage(i).data for i in range(4)] == [7, 8, 9, 10]
     assert (head.refcount, head.mapcount) == (1, 1) and not mm.ptes
     z = {"op": "zap", "mm": "A", "start": 0, "npages": 4}
     r = execute(thp_scenario([w, z, rd]), "v6.1", RoundRobin())
