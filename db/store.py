@@ -436,7 +436,7 @@ class Store:
     def _write_crashes(self, conn: Connection, cid: int, rows: list[dict], now: float) -> dict:
         for r in rows:
             r["campaign_id"] = cid
-        rows, over = self._cap_crashes(conn, cid, rows)
+        rows, over = self._cap_crashes(conn, rows)
         t = Crash.__table__
         stmt = self._memo("crash", lambda: self._insert(t).on_conflict_do_nothing(
             index_elements=["campaign_id", "input_hash", "signature"])
@@ -486,8 +486,7 @@ class Store:
         return {"added": len(new), "new": sorted([list(k) for k in new]),
                 "new_bugs": new_bugs, "not_kept": len(over)}
 
-    def _cap_crashes(self, conn: Connection, cid: int,
-                     rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    def _cap_crashes(self, conn: Connection, rows: list[dict]) -> tuple[list[dict], list[dict]]:
         """Split a batch into the crash rows to keep and those past the per-bug cap.
 
         Why a cap: nearly every schedule is a distinct input, so a bug hit in 9% of

@@ -75,9 +75,6 @@ class RunStats:
         self.blocked: list[tuple[Actor, Wait]] = []
         self.choices: list[int] = []       # the actor picked at each decision point
 
-    def trace_hash(self) -> str:
-        return trace_hash(self.trace)
-
 
 def trace_hash(trace: list[tuple[int, str, object]]) -> str:
     """The identity of an interleaving: equal for equal traces on any machine and any

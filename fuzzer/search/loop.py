@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ..execute import check_deterministic, execute
 from ..scenario import ScenarioError
 from ..strategies.deadlock_directed import DeadlockDirected
+from ..strategies.pct import FAIR_AFTER
 from ..strategies.replay import rle_decode
 from ..variants import resolve_variant
 from . import portfolio
@@ -30,7 +31,6 @@ RECENT = 500            # executions during which a new entry or scenario counts
 NEW_SCENARIO_RATE = 0.08   # share of executions spent trying a new generated scenario
 BASE_SHARE_COMPLEMENT = 0.4   # share of picks that go to generated scenarios, once any exist
 MAX_GENERATED = 64      # generated scenarios kept (the ones that added coverage first)
-FAIR_BOUND = 500        # PCT's and POS's fairness bound: a run this long was starved
 # DeadlockFuzzer's second phase: a potential deadlock that no run has confirmed yet takes
 # the next executions, up to this many, before it is left as unconfirmed (directed runs
 # deadlocked cross-mm-opposite and the three-way cross-mm-ring in 1000 of 1000 executions
@@ -206,7 +206,7 @@ class FuzzLoop:
         s.execs += 1
         ndec = sum(c for _, c in r.schedule)
         s.decisions = max(s.decisions, ndec)
-        if ndec < FAIR_BOUND and len(s.dec_samples) < DEC_SAMPLES:
+        if ndec < FAIR_AFTER and len(s.dec_samples) < DEC_SAMPLES:
             # a run that reached the fairness bound measures the starvation, not the code
             s.dec_samples.append(ndec)
             s.typical = statistics.median_low(s.dec_samples)

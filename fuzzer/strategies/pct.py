@@ -24,6 +24,10 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
+# decisions after which a prioritizing strategy turns into a random walk, at the least: ten
+# times the longest built-in run; a run that reaches it was starved, not explored
+FAIR_AFTER = 500
+
 
 class PCT:
     name = "pct"
@@ -35,7 +39,7 @@ class PCT:
         self.seed = seed
         self.depth = depth
         self.steps = max(1, steps)
-        self.fair_after = fair_after if fair_after is not None else max(500, 8 * self.steps)
+        self.fair_after = fair_after if fair_after is not None else max(FAIR_AFTER, 8 * self.steps)
         self.rng = random.Random(seed)
         self.prio: list[int] = []
         self.change: dict[int, int] = {}

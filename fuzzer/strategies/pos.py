@@ -23,11 +23,13 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
+from .pct import FAIR_AFTER
+
 
 class POS:
     name = "pos"
 
-    def __init__(self, seed: int, fair_after: int = 500):
+    def __init__(self, seed: int, fair_after: int = FAIR_AFTER):
         self.seed = seed
         self.fair_after = fair_after
         self.decision = 0

@@ -141,9 +141,7 @@ def cmd_fuzz(args) -> int:
     else:
         vname, _ = resolve_variant(args.variant)
         scs, gen = _scenarios(args)
-        cfg = FuzzConfig(vname, scs, args.strategy, gen,
-                         check_determinism=args.check_determinism)
-        session = CampaignSession.new(cfg, args.seed,
+        session = CampaignSession.new(FuzzConfig(vname, scs, args.strategy, gen), args.seed,
                                       db=args.db, name=args.name, no_db=args.no_db,
                                       max_crashes_per_bug=args.max_crashes_per_bug)
     session.campaign.loop.config.check_determinism = args.check_determinism   # --resume too

@@ -7,7 +7,8 @@ import random
 
 from corpus.builtin import get_scenario
 from fuzzer.search import portfolio
-from fuzzer.search.loop import FAIR_BOUND, BatchReport, FuzzConfig, FuzzLoop
+from fuzzer.search.loop import BatchReport, FuzzConfig, FuzzLoop
+from fuzzer.strategies.pct import FAIR_AFTER
 from fuzzer.strategies.pct import PCT
 
 
@@ -50,11 +51,11 @@ def test_typical_decision_count_leaves_out_runs_starved_to_the_fairness_bound(mo
     loop = _loop("dp-fault-race", "v5.16", "pct", 0, fixed=True)
     loop.run_batch(300)
     s = loop.pool["dp-fault-race"]
-    assert s.dec_samples and max(s.dec_samples) < FAIR_BOUND
+    assert s.dec_samples and max(s.dec_samples) < FAIR_AFTER
     assert 10 <= s.typical <= 60          # a random walk makes ~30 decisions here
     # strict priorities starve a spinning fault until the fairness bound: the max sees
     # that run, the typical count does not
-    assert s.decisions >= FAIR_BOUND > s.typical
+    assert s.decisions >= FAIR_AFTER > s.typical
     # and textbook PCT d=3 takes the typical count as its k, not the inflated max
     ks = []
     make = portfolio.make
