@@ -39,6 +39,8 @@ class Campaign(Base):
     started_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[Optional[float]] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+    owner: Mapped[Optional[str]] = mapped_column(String(NAME))       # HOST:PID:TOKEN
+    heartbeat_at: Mapped[Optional[float]] = mapped_column(Float)
 
 
 class CorpusEntry(Base):
@@ -130,3 +132,26 @@ class StatsSample(Base):
     buckets: Mapped[int] = mapped_column(Integer)
     crashes: Mapped[int] = mapped_column(Integer)
     extra: Mapped[dict[str, Any]]
+
+
+class KernelVerdict(Base):
+    """What ``migfuzz kernel repro`` saw on a real kernel for a bug: ``hits`` of
+    ``iterations`` runs of the racing program, ``control_hits`` of ``control_iterations``
+    runs of the same program made non-concurrent."""
+    __tablename__ = "kernel_verdicts"
+    __table_args__ = (Index(None, "signature"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    signature: Mapped[str] = mapped_column(
+        ForeignKey("bugs.signature", ondelete="CASCADE"))
+    release: Mapped[str] = mapped_column(String(64))       # e.g. 6.1.192
+    config: Mapped[str] = mapped_column(String(64))        # config fragment name + hash
+    reproduced: Mapped[bool] = mapped_column(Boolean)
+    iterations: Mapped[int] = mapped_column(Integer)
+    hits: Mapped[int] = mapped_column(Integer)
+    control_iterations: Mapped[int] = mapped_column(Integer)
+    control_hits: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(32))          # stress | enforced
+    command: Mapped[str] = mapped_column(Text)
+    excerpt: Mapped[str] = mapped_column(Text)             # console lines that show it
+    detail: Mapped[dict[str, Any]]
+    created_at: Mapped[float] = mapped_column(Float)
