@@ -18,13 +18,15 @@ def campaign_config(cfg: FuzzConfig) -> dict:
     """What a resumed campaign needs to rebuild its loop (the scenarios in full: a user's
     scenario file may be gone by then)."""
     return {"variant": cfg.variant, "search": cfg.search, "generate": cfg.generate,
-            "fixed_pct": cfg.fixed_pct, "scenarios": cfg.scenarios}
+            "fixed_pct": cfg.fixed_pct, "max_generated": cfg.max_generated,
+            "scenarios": cfg.scenarios}
 
 
 def config_from(stored: dict) -> FuzzConfig:
     try:
-        return FuzzConfig(stored["variant"], stored["scenarios"], stored["search"],
-                          stored["generate"], stored.get("fixed_pct", False))
+        cfg = FuzzConfig(stored["variant"], stored["scenarios"], stored["search"],
+                         stored["generate"], stored.get("fixed_pct", False))
+        cfg.max_generated = int(stored.get("max_generated", cfg.max_generated))
     except (KeyError, TypeError):
         raise StoreError("this campaign was not started by 'migfuzz fuzz' (its config "
                          "has no scenarios); it cannot be resumed") from None

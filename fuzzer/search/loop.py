@@ -55,6 +55,7 @@ class FuzzConfig:
     generate: bool = True                              # mutate and generate scenarios
     fixed_pct: bool = False                            # PCT d=3, k=decisions only
     check_determinism: bool = False                    # replay every execution (2x cost)
+    max_generated: int = MAX_GENERATED                 # generated scenarios the pool keeps
 
 
 @dataclass
@@ -129,6 +130,7 @@ class FuzzLoop:
         self.executions = 0
         self.arms: dict[str, int] = {}
         self.corpus_size = 0
+        self.refused = 0        # generated scenarios with new coverage the full pool refused
         self.seconds = 0.0
         # potential deadlocks to confirm: cycle sites -> {"scope", "edges", "tries", "confirmed"}
         self.deadlocks: dict[tuple, dict] = {}
@@ -210,15 +212,19 @@ class FuzzLoop:
             # a run that reached the fairness bound measures the starvation, not the code
             s.dec_samples.append(ndec)
             s.typical = statistics.median_low(s.dec_samples)
-        new = self.coverage.add(features(r))
+        feats = features(r)
+        if s.name not in self.pool and not self._admit(s, feats, report):
+            # a generated scenario the full pool cannot take: its run neither joins the
+            # corpus nor claims coverage (an entry must name a scenario every reader of
+            # the corpus can resolve, and coverage no entry holds would hide the same
+            # features from a scenario that can be admitted later); findings still count
+            feats = []
+        new = self.coverage.add(feats)
         inp = None
         if new:
             report.new_features.extend(new)
             s.last_gain = n
-            if s.generated and s.name not in self.pool:
-                if sum(1 for x in self.pool.values() if x.generated) < MAX_GENERATED:
-                    self.pool[s.name] = s
-                    report.new_scenarios.append(s.sc)
+            assert s.name in self.pool, f"corpus entry for {s.name!r}, not in the pool"
             e = Entry(f"{self.seed}:{n}", s.name, r.schedule, len(new), n, arm)
             s.entries.append(e)
             self.corpus_size += 1
@@ -242,6 +248,20 @@ class FuzzLoop:
             self._want_confirmed(pot)
         if target is not None and any(f.kind == "DEADLOCK" for f in r.findings):
             target["confirmed"] = True
+
+    def _admit(self, s: _Scn, feats: list[str], report: BatchReport) -> bool:
+        """Take a generated scenario into the pool if its run added coverage and the pool
+        has room for another generated scenario (the first ``max_generated`` that gained
+        coverage are kept)."""
+        cov = self.coverage
+        if not any(f not in cov for f in feats):
+            return False
+        if sum(1 for x in self.pool.values() if x.generated) >= self.config.max_generated:
+            self.refused += 1
+            return False
+        self.pool[s.name] = s
+        report.new_scenarios.append(s.sc)
+        return True
 
     # ---- DeadlockFuzzer's second phase -------------------------------------------------
 
@@ -278,7 +298,8 @@ class FuzzLoop:
     def stats(self) -> dict:
         return {"executions": self.executions, "coverage": len(self.coverage),
                 "coverage_kinds": self.coverage.kinds(), "corpus": self.corpus_size,
-                "scenarios": len(self.pool), "arms": dict(sorted(self.arms.items())),
+                "scenarios": len(self.pool), "scenarios_refused": self.refused,
+                "arms": dict(sorted(self.arms.items())),
                 "lock_edges": self.lockgraph.edges, "seconds": round(self.seconds, 3)}
 
     # ---- sharing with other workers -------------------------------------------------

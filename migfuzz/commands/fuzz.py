@@ -87,6 +87,10 @@ def register(sub) -> None:
                    help="crash rows the store keeps per bug (default 100, as syzkaller keeps "
                         "100 crash logs per bug); past it a crash leaves no row but still "
                         "moves the bug's last seen and can give it a smaller reproducer")
+    p.add_argument("--max-generated-scenarios", type=int, default=None, metavar="N",
+                   help="generated scenarios the pool keeps, the first N that add coverage "
+                        "(default 64); a generated scenario past the cap still reports its "
+                        "findings but adds no corpus entry")
     p.add_argument("--no-db", action="store_true",
                    help="keep nothing in a database (reproducer files only)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -123,6 +127,8 @@ def cmd_fuzz(args) -> int:
         raise UsageError("--check-determinism runs in this process: add --workers 0")
     if args.max_crashes_per_bug < 1:
         raise UsageError("--max-crashes-per-bug must be at least 1")
+    if args.max_generated_scenarios is not None and args.max_generated_scenarios < 0:
+        raise UsageError("--max-generated-scenarios must be 0 or more")
     if args.execs is not None and args.execs < 1:
         raise UsageError("--execs must be at least 1")
     if args.duration is not None and args.duration <= 0:
@@ -141,7 +147,10 @@ def cmd_fuzz(args) -> int:
     else:
         vname, _ = resolve_variant(args.variant)
         scs, gen = _scenarios(args)
-        session = CampaignSession.new(FuzzConfig(vname, scs, args.strategy, gen), args.seed,
+        cfg = FuzzConfig(vname, scs, args.strategy, gen)
+        if args.max_generated_scenarios is not None:
+            cfg.max_generated = args.max_generated_scenarios
+        session = CampaignSession.new(cfg, args.seed,
                                       db=args.db, name=args.name, no_db=args.no_db,
                                       max_crashes_per_bug=args.max_crashes_per_bug)
     session.campaign.loop.config.check_determinism = args.check_determinism   # --resume too
