@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup fuzz test bench clean
+.PHONY: setup system-packages fuzz test bench soak clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,13 @@ fuzz: setup
 # As root, the tests run in a fresh network namespace with only loopback up, so no packet
 # can leave the machine (Ray, Chromium and PostgreSQL all work over loopback/unix sockets).
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
-test: setup
+# Debian packages the tests use, installed here (outside the namespace, as root): Chromium
+# for the dashboard's browser tests, PostgreSQL for the store tests.
+TEST_PACKAGES := chromium postgresql
+system-packages:
+	@sh tests/system-packages.sh $(TEST_PACKAGES)
+
+test: setup system-packages
 	@if [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then \
 	  echo "running the tests in a fresh network namespace (loopback only)"; \
 	  unshare -n sh -c 'ip link set lo up && exec $(PYTEST)'; \
