@@ -83,3 +83,53 @@ def test_unmigrated_database_refused_and_untouched(tmp_path):
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["old.db"] or \
         all(n.startswith("old.db") for n in os.listdir(tmp_path))
+
+
+def _run_dashboard(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    exe = str(Path(sys.executable).with_name("migfuzz"))
+    return subprocess.run([exe, "dashboard", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_port_in_use_is_one_line_exit_2_and_no_banner(filled_db):
+    """A taken port: checked before the banner; one line, exit 2 (3 means
+    non-determinism), no uvicorn traceback or log."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        p = _run_dashboard(["--db", filled_db["url"], "--port", str(port)])
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert f"port {port}" in lines[0] and "in use" in lines[0] and "--port" in lines[0]
+    assert "http://" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_unknown_host_is_one_line_exit_2(filled_db):
+    p = _run_dashboard(["--db", filled_db["url"], "--host", "no-such-host.invalid",
+                        "--allow-remote", "--port", str(free_port())])
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "http://" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_remote_bind_warns_there_is_no_authentication(filled_db, capsys, monkeypatch):
+    """--allow-remote on a non-loopback address starts (served here by nothing: the
+    server's run is stubbed), after a warning line that says there is no authentication."""
+    import uvicorn
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run",
+                        lambda self, sockets=None: served.append(sockets[0].getsockname()))
+    port = free_port()
+    assert main(["dashboard", "--db", filled_db["url"], "--host", "0.0.0.0",
+                 "--allow-remote", "--port", str(port)]) == 0
+    assert served and served[0][1] == port
+    err = capsys.readouterr().err.splitlines()
+    warn = [line for line in err if "WARNING" in line]
+    assert len(warn) == 1 and "no authentication" in warn[0] and "0.0.0.0" in warn[0]
+    assert err.index(warn[0]) < next(i for i, line in enumerate(err) if "http://" in line)
+    # and no warning on loopback
+    assert main(["dashboard", "--db", filled_db["url"], "--port", str(free_port())]) == 0
+    assert "WARNING" not in capsys.readouterr().err
