@@ -32,6 +32,14 @@ class Result:
     migrated: int = 0
     kernel: object = field(repr=False, default=None)
     diverged: str | None = None          # lenient replay: where the schedule stopped fitting
+    diverged_step: int | None = None     # ... and at which step (later findings are not its)
+
+    def schedule_findings(self) -> list[Finding]:
+        """The findings the schedule produced: on a lenient replay that diverged, the ones
+        seen before the divergence (later ones are the continuation strategy's)."""
+        if self.diverged_step is None:
+            return self.findings
+        return [f for f in self.findings if f.step < self.diverged_step]
 
     @cached_property
     def trace_hash(self) -> str:
@@ -47,7 +55,7 @@ class Result:
             "steps": self.steps, "preemptions": self.preemptions,
             "trace_hash": self.trace_hash, "actors": self.actors,
             "migrated": self.migrated, "requested": self.requested,
-            "diverged": self.diverged,
+            "diverged": self.diverged, "diverged_step": self.diverged_step,
         }
         if trace:
             out["trace"] = [[self.actors[i], site] for i, site, _ in self.trace]
@@ -67,7 +75,7 @@ def execute(scenario: dict, variant, strategy, *, seed: int | None = None,
     if observe is not None:
         observe(built.actors)            # a directed strategy reads the actors' held locks
     st = run(k, built.actors, strategy, built.max_steps)
-    diverged = None
+    diverged = diverged_step = None
     if isinstance(strategy, Replay):
         if strategy.unused() and strategy.diverged_at is None:
             err = Diverged(st.steps, f"the execution ended but the schedule has "
@@ -75,7 +83,8 @@ def execute(scenario: dict, variant, strategy, *, seed: int | None = None,
             if strategy.strict:
                 raise err
             strategy.diverged_at = err
-        diverged = str(strategy.diverged_at) if strategy.diverged_at else None
+        if strategy.diverged_at is not None:
+            diverged, diverged_step = str(strategy.diverged_at), strategy.diverged_at.step
     if st.deadlocked:
         oracles.deadlock(k, st.blocked)
     elif st.hung:
@@ -89,7 +98,8 @@ def execute(scenario: dict, variant, strategy, *, seed: int | None = None,
         schedule=rle_encode(st.choices),
         actors=[a.name for a in built.actors], trace=st.trace,
         branches=list(k.branches), pairs=list(st.pairs), lock_edges=k.lock_edges,
-        requested=built.requested, migrated=built.migrated, kernel=k, diverged=diverged)
+        requested=built.requested, migrated=built.migrated, kernel=k, diverged=diverged,
+        diverged_step=diverged_step)
 
 
 def replay(scenario: dict, variant, schedule: list[list[int]], *, strict: bool = True,

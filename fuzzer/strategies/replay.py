@@ -5,15 +5,22 @@ actors can run), run-length encoded when stored.
 If the recorded actor is not enabled at some step, or the schedule ends while actors still
 run, the strict replay raises ``Diverged`` naming the step: a stale schedule never silently
 turns into a different execution (a weakness users reported in Shuttle's replay). The
-lenient replay (``strict=False``) instead notes the first divergence and carries on (the
-current actor if it can run, else the lowest-numbered one), as Shuttle users asked for when
-a stored schedule outlives a code change; ``diverged_at`` then says where.
+lenient replay (``strict=False``) instead notes the first divergence and carries on, as
+Shuttle users asked for when a stored schedule outlives a code change; ``diverged_at`` then
+says where. After that point the schedule says nothing, so the rest of the run is a named
+strategy's (``CONTINUE_WITH``: a random walk seeded with 0, deterministic): a fair one,
+because the old "keep the current actor" rule let an actor spinning on a lock run until the
+step limit and reported a HANG the schedule never produced. Callers report findings made
+after the divergence as the continuation's, never as the schedule's.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 from ..sched import Diverged
+from .random_walk import RandomWalk
+
+CONTINUE_WITH = "random walk (seed 0)"    # what runs after a lenient replay diverges
 
 
 def rle_encode(choices: Sequence[int]) -> list[list[int]]:
@@ -42,22 +49,25 @@ class Replay:
         self.pos = 0
         self.names: list[str] = []
         self.diverged_at: Diverged | None = None
+        self.after = RandomWalk(0)         # the continuation past a divergence
 
     def new_execution(self, actors: Sequence[str]) -> None:
         self.pos = 0
         self.names = list(actors)
         self.diverged_at = None
+        self.after.new_execution(actors)
 
     def _diverge(self, step: int, message: str, enabled: Sequence[int],
                  current: int | None) -> int:
         err = Diverged(step, message)
         if self.strict:
             raise err
-        if self.diverged_at is None:
-            self.diverged_at = err
-        return current if current in enabled else enabled[0]
+        self.diverged_at = err
+        return self.after.next_actor(enabled, current, step)
 
     def next_actor(self, enabled: Sequence[int], current: int | None, step: int) -> int:
+        if self.diverged_at is not None:
+            return self.after.next_actor(enabled, current, step)
         if self.pos >= len(self.choices):
             return self._diverge(step, f"the schedule ended after {len(self.choices)} steps "
                                        f"but {len(enabled)} actor(s) can still run",

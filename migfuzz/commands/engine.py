@@ -11,9 +11,11 @@ from corpus.builtin import get_scenario, scenario_names
 from fuzzer.execute import check_deterministic, execute, replay
 from fuzzer.scenario import summary
 from fuzzer.strategies import STRATEGIES, make_strategy
+from fuzzer.strategies.replay import CONTINUE_WITH
 from fuzzer.variants import SWITCH_DOCS, SWITCH_NAMES, VARIANTS, resolve_variant
 
 from ..cli import EXIT_ERROR, EXIT_FOUND, EXIT_OK, UsageError
+from ..files import check_writable, write_atomic
 from ..refs import add_ref_arguments, resolve
 from ..render import interleaving, table
 
@@ -41,11 +43,19 @@ def register(sub) -> None:
                "execution was not deterministic (--check-determinism).")
     p.add_argument("--scenario", required=True, help="a built-in name or a scenario JSON file")
     p.add_argument("--variant", default="v5.16", help="variant spec (default v5.16)")
-    p.add_argument("--strategy", default="random", choices=sorted(STRATEGIES))
+    p.add_argument("--strategy", default="random", choices=sorted(STRATEGIES),
+                   help="the scheduler of every execution (default random). These are "
+                        "the per-execution strategies; 'fuzz --strategy' offers searches "
+                        "over many executions instead: portfolio (a mix of them), guided "
+                        "(mutates the schedules of a campaign's corpus, so it needs one) "
+                        "and exhaustive (every schedule within a preemption bound). "
+                        "round-robin is deterministic (each seed gives the same run), so "
+                        "only 'run' offers it, as a baseline")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--count", type=int, default=1, help="executions to run (default 1)")
     p.add_argument("--all", action="store_true", help="do not stop at the first finding")
-    p.add_argument("--save", metavar="FILE", help="write the input of the first finding")
+    p.add_argument("--save", metavar="FILE", help="write the input of the first finding "
+                   "(its directory must exist; checked before the executions run)")
     p.add_argument("--trace", action="store_true", help="print the interleaving")
     p.add_argument("--check-determinism", action="store_true",
                    help="replay every execution's schedule on a fresh kernel and require "
@@ -57,8 +67,9 @@ def register(sub) -> None:
         "replay", help="replay a bug, a crash or an input file exactly",
         description="Replay a stored input's schedule step by step and say whether it "
         "reproduced: the same signature and the same trace hash. With --variant, replay it "
-        "on another variant (leniently: where the schedule stops fitting it carries on) "
-        "and say what happens there instead.",
+        "on another variant, leniently: where the schedule stops fitting, the replay says "
+        "so and carries on under a fair random walk (seed 0); what that continuation finds "
+        "is listed apart and never counts as reproduced.",
         epilog="Exit status: 0 reproduced (or, for a file with no stored result, ran), "
         "1 not reproduced, 2 bad input, unknown id, or a schedule that no longer fits.")
     add_ref_arguments(p)
@@ -88,14 +99,19 @@ def cmd_variants(args) -> int:
 
 
 def load_scenario(spec: str) -> dict:
-    """A built-in scenario by name, or a scenario JSON file by path."""
+    """A built-in scenario by name, or a scenario JSON file by path (read as an input
+    file is: at most corpus.input.MAX_BYTES, UTF-8)."""
     if os.path.exists(spec) and spec.endswith(".json"):
         from fuzzer.scenario import ScenarioError, validate
+        data, size = inputs.read_bounded(spec)
+        if len(data) > inputs.MAX_BYTES:
+            raise inputs.too_big(spec, size)
         try:
-            with open(spec) as f:
-                sc = json.load(f)
+            sc = json.loads(data)
         except json.JSONDecodeError as e:
             raise UsageError(f"{spec}: malformed JSON: {e.msg} at line {e.lineno}") from None
+        except (RecursionError, UnicodeDecodeError) as e:
+            raise UsageError(f"{spec}: unreadable JSON ({type(e).__name__})") from None
         try:
             return validate(sc)
         except ScenarioError as e:
@@ -127,15 +143,21 @@ def _record(r) -> dict:
                          for f in r.findings]}
 
 
+def _summaries(findings) -> list[dict]:
+    return [{"kind": f.kind, "title": f.title, "signature": f.signature} for f in findings]
+
+
 def result_summary(r) -> dict:
-    return {"trace_hash": r.trace_hash,
-            "findings": [{"kind": f.kind, "title": f.title, "signature": f.signature}
-                         for f in r.findings]}
+    """Trace hash and the findings the schedule produced (after a lenient replay's
+    divergence, what the continuation found is not the schedule's: see Result)."""
+    return {"trace_hash": r.trace_hash, "findings": _summaries(r.schedule_findings())}
 
 
 def cmd_run(args) -> int:
     if args.count < 1:
         raise UsageError("--count must be at least 1")
+    if args.save:
+        check_writable(args.save, "input file")
     sc = load_scenario(args.scenario)
     vname, _ = resolve_variant(args.variant)
     make_strategy(args.strategy, 0)
@@ -173,7 +195,7 @@ def cmd_run(args) -> int:
         else:
             inp = inputs.make(sc, vname, hit.schedule, strategy=args.strategy, seed=hit.seed,
                               result=result_summary(hit))
-            _write_atomic(args.save, inputs.dumps(inp))
+            write_atomic(args.save, inputs.dumps(inp), "input file")
             saved = args.save
     if args.json:
         out = {"scenario": sc["name"], "variant": vname, "strategy": args.strategy,
@@ -195,13 +217,6 @@ def cmd_run(args) -> int:
     return EXIT_FOUND if found else EXIT_OK
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def cmd_replay(args) -> int:
     ref = resolve(args)
     inp = ref.input
@@ -211,6 +226,7 @@ def cmd_replay(args) -> int:
                strict=not other)
     stored = inp.get("result")
     now = result_summary(r)
+    later = [f for f in r.findings if f not in r.schedule_findings()]
     sigs = [f["signature"] for f in now["findings"]]
     if ref.signature is not None:
         same = ref.signature in sigs and (other or stored is None
@@ -223,19 +239,28 @@ def cmd_replay(args) -> int:
     if args.json:
         out = {"ref": ref.label, "variant": r.variant, "scenario": r.scenario,
                "seed": r.seed, "steps": r.steps, "preemptions": r.preemptions, **now,
-               "signature": ref.signature, "reproduced": same, "diverged": r.diverged}
+               "signature": ref.signature, "reproduced": same, "diverged": r.diverged,
+               "diverged_step": r.diverged_step,
+               "after_divergence": {"continued_with": CONTINUE_WITH,
+                                    "findings": _summaries(later)} if r.diverged else None}
         if args.trace:
             out["trace"] = [[r.actors[i], s] for i, s, _ in r.trace]
         json.dump(out, sys.stdout, indent=1)
         print()
     else:
-        for f in r.findings:
+        for f in r.schedule_findings():
             print(f"{f.title}  [{f.signature}]")
         verdict = {None: "no stored result to compare", True: "reproduced",
                    False: "NOT reproduced"}[same]
+        if r.diverged:
+            print(f"the {r.diverged}; the schedule says nothing past that point")
+            print(f"continued under a {CONTINUE_WITH}, not the schedule: "
+                  + ("; ".join(f"{f.title}  [{f.signature}]" for f in later)
+                     if later else "no finding"))
         print(f"replayed {ref.label} ({r.scenario}) on {r.variant}: {r.steps} steps, "
-              f"{r.preemptions} preemptions, trace {r.trace_hash}, {len(r.findings)} "
-              f"finding(s); {verdict}" + (f"; {r.diverged}" if r.diverged else ""))
+              f"{r.preemptions} preemptions, trace {r.trace_hash}, "
+              f"{len(now['findings'])} finding(s) of the schedule; {verdict}"
+              + (f" (diverged at step {r.diverged_step})" if r.diverged else ""))
         if args.trace:
             print(interleaving(r.actors, r.trace))
     return EXIT_FOUND if same is False else EXIT_OK
