@@ -1,0 +1,234 @@
+"""Build a kernel from Debian's source package with a config fragment from the repo, once.
+
+Cache layout under ``$MIGFUZZ_CACHE`` (default ``~/.cache/migfuzz``)::
+
+    src/<release>_<package version>/linux-source-<release>/   unpacked source (+ .unpacked)
+    build/<key>/                     the ``make O=`` directory: .config, objects, bzImage,
+                                     migfuzz-build.log, done.json (written last, atomically)
+    build/<key>.lock                 flock: one build of a key at a time
+
+``<key>`` = ``<release>-<package version>-<config>-<hash of recipe + merged fragment>``:
+the same source version and config give the same key, any change gives another one. An entry
+without ``done.json`` is not a built kernel (a failed or interrupted build; the next build
+resumes it with make's own incremental rebuild).
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from kernels import config as kconfig
+from kernels.env import (BUILD_TOOLS, LaneError, Release, apt_install, cache_dir, release,
+                         require, say, source_id)
+
+# Bump when the way a kernel is built changes (so old cache entries are not reused).
+RECIPE_VERSION = 1
+# Kbuild's progress lines ("  CC      mm/migrate.o"): one per step.
+_STEP = re.compile(r"^\s{2}([A-Z][A-Z0-9_]{1,9})\s+\S")
+# Steps a cold build of each release's base config takes (measured here), for the estimate.
+EXPECTED_STEPS = {("6.1", "base"): 1150, ("6.12", "base"): 1250,
+                  ("6.1", "kasan"): 1150, ("6.12", "kasan"): 1250}
+
+
+@dataclass
+class BuiltKernel:
+    release: str
+    config: str
+    key: str
+    source_version: str          # package version, e.g. 6.1.192-3
+    kernel_version: str          # from the source Makefile, e.g. 6.1.192
+    bzimage: str
+    build_dir: str
+    log: str
+    wall_s: float
+    cpu_s: float
+    steps: int
+    jobs: int
+    built_at: str
+    cached: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def cache_key(release_name: str, source_version: str, config_name: str,
+              fragments: list[tuple[str, str]]) -> str:
+    h = hashlib.sha256(f"recipe{RECIPE_VERSION}\n{release_name}\n{source_version}\n"
+                       f"{kconfig.config_hash(fragments)}".encode()).hexdigest()[:12]
+    return f"{release_name}-{source_version}-{config_name}-{h}"
+
+
+@contextmanager
+def file_lock(path: Path, what: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for {what} (another process holds {path})")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_tarball(rel: Release) -> None:
+    if not rel.tarball.is_file():
+        apt_install([rel.package], log=say)
+        if not rel.tarball.is_file():
+            raise LaneError(f"{rel.package} installed but {rel.tarball} is missing")
+
+
+def kernel_version(src: Path) -> str:
+    vals = {}
+    with open(src / "Makefile") as f:
+        for line in f:
+            m = re.match(r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d+)", line)
+            if m:
+                vals[m.group(1)] = m.group(2)
+            if len(vals) == 3:
+                break
+    return f"{vals.get('VERSION', '?')}.{vals.get('PATCHLEVEL', '?')}.{vals.get('SUBLEVEL', '?')}"
+
+
+def source_dir(release_name: str, log=say) -> tuple[Path, str]:
+    """Unpack the release's source tarball into the cache once; (source root, source id)."""
+    rel = release(release_name)
+    ensure_tarball(rel)
+    sid = source_id(rel)
+    top = cache_dir() / "src" / f"{rel.name}_{sid}"
+    src = top / f"linux-source-{rel.name}"
+    if (top / ".unpacked").exists() and src.is_dir():
+        return src, sid
+    with file_lock(cache_dir() / "src" / f"{rel.name}_{sid}.lock", f"unpacking {rel.package}"):
+        if (top / ".unpacked").exists() and src.is_dir():
+            return src, sid
+        t0 = time.monotonic()
+        log(f"unpacking {rel.tarball} into {top}")
+        top.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(["tar", "-xJf", str(rel.tarball), "-C", str(top)],
+                           capture_output=True, text=True)
+        if r.returncode != 0 or not src.is_dir():
+            raise LaneError(f"could not unpack {rel.tarball}: {r.stderr.strip()[:200]}")
+        (top / ".unpacked").write_text(f"{time.time()}\n")
+        log(f"unpacked in {time.monotonic() - t0:.0f}s")
+    return src, sid
+
+
+def cached_kernel(release_name: str, config_name: str = "base") -> BuiltKernel | None:
+    """The cached build for this release/config, or None (never builds)."""
+    rel = release(release_name)
+    if not rel.tarball.is_file():
+        return None
+    key = cache_key(rel.name, source_id(rel), config_name, kconfig.fragment_texts(config_name))
+    done = cache_dir() / "build" / key / "done.json"
+    if not done.is_file():
+        return None
+    bk = BuiltKernel(**json.loads(done.read_text()))
+    bk.cached = True
+    return bk if Path(bk.bzimage).is_file() else None
+
+
+def _run_make(args: list[str], src: Path, logf, label: str, expected: int,
+              log=say, every_s: float = 30.0) -> tuple[int, int, float]:
+    """Run make, copy its output to the log, print progress; (returncode, steps, cpu seconds)."""
+    proc = subprocess.Popen(["make", "-C", str(src), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace",
+                            stdin=subprocess.DEVNULL)
+    t0 = time.monotonic()
+    last = t0
+    steps = 0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        logf.write(line)
+        if _STEP.match(line):
+            steps += 1
+        now = time.monotonic()
+        if now - last >= every_s:
+            last = now
+            pct = min(99, int(100 * steps / expected)) if expected else 0
+            log(f"[{label}] {steps} steps (~{pct}% of ~{expected}), "
+                f"{int(now - t0) // 60}m{int(now - t0) % 60:02d}s")
+    proc.stdout.close()
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, steps, ru.ru_utime + ru.ru_stime
+
+
+def build(release_name: str, config_name: str = "base", jobs: int | None = None,
+          log=say) -> BuiltKernel:
+    """Build (or reuse) the release's bzImage with the named config; raises LaneError."""
+    rel = release(release_name)
+    fragments = kconfig.fragment_texts(config_name)
+    ensure_tarball(rel)
+    key = cache_key(rel.name, source_id(rel), config_name, fragments)
+    bdir = cache_dir() / "build" / key
+    done = bdir / "done.json"
+    if done.is_file():
+        bk = cached_kernel(release_name, config_name)
+        if bk:
+            return bk
+    require(BUILD_TOOLS, log=log)
+    src, sid = source_dir(release_name, log=log)
+    jobs = jobs or os.cpu_count() or 1
+    with file_lock(cache_dir() / "build" / f"{key}.lock", f"the build of {key}"):
+        if done.is_file():          # another process built it while we waited
+            bk = cached_kernel(release_name, config_name)
+            if bk:
+                return bk
+        bdir.mkdir(parents=True, exist_ok=True)
+        logpath = bdir / "migfuzz-build.log"
+        label = f"build {rel.name} {config_name}"
+        t0 = time.monotonic()
+        cpu = 0.0
+        with open(logpath, "a") as logf:
+            logf.write(f"\n=== migfuzz kernel build {key} at {time.ctime()} ===\n")
+            logf.flush()
+            # configure: tinyconfig, the fragment on top, olddefconfig; then check it stuck
+            rc, _, c = _run_make([f"O={bdir}", kconfig.STARTING_POINT], src, logf, label, 0, log)
+            cpu += c
+            if rc != 0:
+                raise LaneError(f"`make {kconfig.STARTING_POINT}` failed; see {logpath}")
+            wanted = kconfig.merge(fragments)
+            with open(bdir / ".config", "a") as cf:
+                cf.write("\n# migfuzz fragments: " + ", ".join(n for n, _ in fragments) + "\n")
+                cf.write(kconfig.render(wanted))
+            rc, _, c = _run_make([f"O={bdir}", "olddefconfig"], src, logf, label, 0, log)
+            cpu += c
+            if rc != 0:
+                raise LaneError(f"`make olddefconfig` failed; see {logpath}")
+            lost = kconfig.dropped(wanted, kconfig.parse_dotconfig((bdir / ".config").read_text()))
+            if lost:
+                raise kconfig.ConfigError(
+                    f"Kconfig dropped options of config {config_name!r} on {rel.name}: "
+                    f"{kconfig.format_dropped(lost)} (see {bdir / '.config'})")
+            expected = EXPECTED_STEPS.get((rel.name, config_name), 1200)
+            log(f"[{label}] make -j{jobs} bzImage in {bdir} (log: {logpath})")
+            logf.flush()
+            rc, steps, c = _run_make([f"O={bdir}", f"-j{jobs}", "bzImage"], src, logf, label,
+                                     expected, log)
+            cpu += c
+        wall = time.monotonic() - t0
+        bz = bdir / "arch" / "x86" / "boot" / "bzImage"
+        if rc != 0 or not bz.is_file():
+            raise LaneError(f"kernel build failed ({rel.name} {config_name}); log: {logpath}")
+        bk = BuiltKernel(release=rel.name, config=config_name, key=key, source_version=sid,
+                         kernel_version=kernel_version(src), bzimage=str(bz),
+                         build_dir=str(bdir), log=str(logpath), wall_s=round(wall, 1),
+                         cpu_s=round(cpu, 1), steps=steps, jobs=jobs,
+                         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        tmp = done.with_suffix(".tmp")
+        tmp.write_text(json.dumps(bk.to_json(), indent=1) + "\n")
+        os.replace(tmp, done)
+        log(f"[{label}] built {bz} in {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU-min, "
+            f"{steps} steps")
+        return bk
