@@ -27,6 +27,7 @@ def config_from(stored: dict) -> FuzzConfig:
         cfg = FuzzConfig(stored["variant"], stored["scenarios"], stored["search"],
                          stored["generate"], stored.get("fixed_pct", False))
         cfg.max_generated = int(stored.get("max_generated", cfg.max_generated))
+        return cfg
     except (KeyError, TypeError):
         raise StoreError("this campaign was not started by 'migfuzz fuzz' (its config "
                          "has no scenarios); it cannot be resumed") from None

@@ -82,6 +82,7 @@ class Campaign:
         """Run until ``execs`` executions in all (counting any done before), ``duration``
         seconds, or ``stop``; ``on_batch`` sees every batch report (the store's hook)."""
         t0 = time.monotonic()
+        self._start = self.loop.executions          # a resumed loop starts past 0
         while True:
             done = self.loop.executions
             if execs is not None and done >= execs:
@@ -99,8 +100,13 @@ class Campaign:
                 break
 
     def status(self, elapsed: float) -> dict:
+        """Progress, the farm coordinator's keys: ``executions`` counts the whole campaign,
+        ``session_executions`` and ``rate`` this run only (after ``--resume`` the two
+        differ)."""
         s = self.loop.stats()
-        return {"executions": s["executions"], "rate": s["executions"] / max(elapsed, 1e-9),
+        done = s["executions"] - getattr(self, "_start", 0)
+        return {"executions": s["executions"], "session_executions": done,
+                "rate": done / max(elapsed, 1e-9), "workers": [],
                 "coverage": s["coverage"], "corpus": s["corpus"],
                 "buckets": len(self.buckets), "elapsed": elapsed}
 
