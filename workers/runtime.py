@@ -1,9 +1,12 @@
 """Starting, joining and stopping Ray without leaving loopback or touching other clusters.
 
 Embedded default: a local Ray instance for this campaign only, on 127.0.0.2 (Ray rewrites
-127.0.0.1 to the machine's external address), usage stats off, no dashboard, a private temp
-dir. With an address: join that cluster and start nothing. Either way shut down only what
-this process started: never ``ray stop``, which ends every Ray process on the machine.
+127.0.0.1 to the machine's external address), usage stats off, no dashboard web server (Ray
+still runs its per-node agents, ``ray::DashboardAgent`` for metrics and
+``ray::RuntimeEnvAgent``, on loopback), a private temp dir. With an address: join that
+cluster and start nothing. Either way shut down only what this process started: never
+``ray stop``, which ends every Ray process on the machine; if this process is SIGKILLed, a
+reaper (``workers.reaper``) ends the processes it started.
 """
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
+
+from .reaper import Reaper
 
 LOOPBACK_NODE_IP = "127.0.0.2"
 
@@ -38,17 +43,20 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
     if ray.is_initialized():
         yield ray                      # someone else (a test, a notebook) owns it
         return
-    temp_dir = None
+    temp_dir = reaper = None
     try:
         if address:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         else:
             # socket paths are limited to 107 bytes: keep the temp dir short
             temp_dir = tempfile.mkdtemp(prefix="/tmp/mfr")
+            reaper = Reaper(temp_dir)
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard,
                      _node_ip_address=LOOPBACK_NODE_IP, _temp_dir=temp_dir,
                      log_to_driver=False, configure_logging=False)
     except Exception as e:           # Ray raises many types; the user needs one line
+        if reaper:
+            reaper.release()
         if temp_dir:
             shutil.rmtree(temp_dir, ignore_errors=True)
         where = address or "a local instance"
@@ -57,5 +65,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
         yield ray
     finally:
         ray.shutdown()
+        if reaper:
+            reaper.release()
         if temp_dir:
             shutil.rmtree(temp_dir, ignore_errors=True)
