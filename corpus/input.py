@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from typing import Any
 
 from fuzzer import ENGINE_VERSION
-from fuzzer.scenario import ScenarioError, validate
+from fuzzer.scenario import DEFAULT_MAX_STEPS, MAX_NAME, ScenarioError, validate
 from fuzzer.variants import VariantError, resolve_variant
 
 FORMAT = "migfuzz-input"
@@ -27,6 +29,16 @@ VERSION = 1
 MAX_BYTES = 4 << 20          # an input is a few KiB; 4 MiB leaves room and bounds the parse
 MAX_DEPTH = 32               # scenarios nest 6 levels deep; anything deeper is hostile
 MAX_SCHEDULE_RUNS = 1_000_000
+# A schedule holds one entry per decision point, and the scheduler takes decisions only at
+# steps below the scenario's 'max_steps' (fuzzer/sched.run stops the run there and the oracle
+# reports a HANG: 20000 steps unless the scenario sets max_steps, at most 10,000,000 by
+# fuzzer/scenario.validate). So no schedule the engine wrote, or can replay to its end, has
+# more decisions than that; every run length and the schedule's total are checked against it
+# here, on the run-length-encoded form, before anything expands them. The bound is the
+# scenario's own, so replay memory is at most what running the scenario takes anyway.
+def max_decisions(scenario: dict) -> int:
+    """The most decisions a schedule for ``scenario`` can hold (its step limit)."""
+    return scenario.get("max_steps", DEFAULT_MAX_STEPS)
 
 
 class InputError(ValueError):
@@ -48,10 +60,18 @@ def _depth(obj: Any, limit: int) -> int:
     return deepest
 
 
-def parse(text: str | bytes, source: str = "input") -> dict:
-    """Parse and validate an input; InputError with one line on any problem."""
+def too_big(source: str, size: int | None, limit: int = MAX_BYTES) -> "InputError":
+    """The size-limit error; ``size`` is the whole file's (None: unknown, e.g. a pipe)."""
+    what = f"{size} bytes is" if size is not None and size > limit else "it is"
+    return InputError(f"{source}: {what} larger than the {limit}-byte limit")
+
+
+def parse(text: str | bytes, source: str = "input", size: int | None = None) -> dict:
+    """Parse and validate an input; InputError with one line on any problem. ``size``: the
+    size of the file ``text`` was read from (at most MAX_BYTES + 1 bytes of it), for the
+    message when it is too big."""
     if len(text) > MAX_BYTES:
-        raise InputError(f"{source}: {len(text)} bytes is larger than the {MAX_BYTES}-byte limit")
+        raise too_big(source, size if size is not None else len(text))
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
@@ -89,22 +109,65 @@ def check(obj: Any, source: str = "input") -> dict:
         resolve_variant(obj["variant"])
     except (ScenarioError, VariantError) as e:
         raise InputError(f"{source}: {e}") from None
-    sched = obj["schedule"]
-    nactors = len(obj["scenario"]["actors"])
+    check_schedule(obj["schedule"], obj["scenario"], source)
+    seed = obj.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise InputError(f"{source}: 'seed' must be an integer")
+    for key in ("engine_version", "strategy"):
+        v = obj.get(key)
+        if v is not None and not (isinstance(v, str) and len(v) <= MAX_NAME
+                                  and v.isprintable()):
+            raise InputError(f"{source}: {key!r} must be a printable string of at most "
+                             f"{MAX_NAME} characters")
+    _check_result(obj.get("result"), source)
+    try:
+        canonical(obj).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{source}: holds text that is not valid Unicode (a lone "
+                         f"surrogate)") from None
+    return obj
+
+
+def check_schedule(sched: Any, scenario: dict, source: str = "input") -> None:
+    """A run-length-encoded schedule for ``scenario``: [[actor index, steps >= 1], ...]
+    with no run and no total above ``max_decisions(scenario)`` (see there), checked without
+    expanding it."""
+    nactors = len(scenario["actors"])
+    limit = max_decisions(scenario)
     if not isinstance(sched, list) or len(sched) > MAX_SCHEDULE_RUNS:
-        raise InputError(f"{source}: 'schedule' must be a list of [actor, steps] runs")
+        raise InputError(f"{source}: 'schedule' must be a list of at most "
+                         f"{MAX_SCHEDULE_RUNS} [actor, steps] runs")
+    total = 0
     for run in sched:
         if (not isinstance(run, list) or len(run) != 2
                 or not all(isinstance(x, int) and not isinstance(x, bool) for x in run)
                 or not 0 <= run[0] < nactors or run[1] < 1):
             raise InputError(f"{source}: bad schedule run {json.dumps(run)[:40]} "
                              f"(want [actor index < {nactors}, steps >= 1])")
-    seed = obj.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise InputError(f"{source}: 'seed' must be an integer")
-    if "engine_version" in obj and not isinstance(obj["engine_version"], str):
-        raise InputError(f"{source}: 'engine_version' must be a string")
-    return obj
+        total += run[1]
+        if total > limit:
+            raise InputError(f"{source}: the schedule has more than {limit} decisions, but "
+                             f"scenario {scenario['name']!r} stops every run at {limit} "
+                             f"steps (its max_steps)")
+
+
+def _check_result(res: Any, source: str) -> None:
+    """The stored result: {"trace_hash": str, "findings": [{"kind", "title",
+    "signature"}: strings]}; replay compares with it and prints it."""
+    if res is None:
+        return
+    if not isinstance(res, dict):
+        raise InputError(f"{source}: 'result' must be an object")
+    th = res.get("trace_hash")
+    if th is not None and not (isinstance(th, str) and len(th) <= 64):
+        raise InputError(f"{source}: 'result.trace_hash' must be a short string")
+    fs = res.get("findings", [])
+    if not isinstance(fs, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("signature"), str)
+            and isinstance(f.get("kind", ""), str) and isinstance(f.get("title", ""), str)
+            for f in fs):
+        raise InputError(f"{source}: 'result.findings' must be a list of objects with a "
+                         f"string signature (and string kind and title)")
 
 
 def make(scenario: dict, variant, schedule: list, *, strategy: str = "", seed=None,
@@ -135,9 +198,19 @@ def dumps(inp: dict) -> str:
 
 
 def load(path: str) -> dict:
+    """Read and check an input file, reading at most MAX_BYTES + 1 bytes of it."""
+    data, size = read_bounded(path, MAX_BYTES)
+    return parse(data, path, size)
+
+
+def read_bounded(path: str, limit: int = MAX_BYTES) -> tuple[bytes, int | None]:
+    """(at most ``limit`` + 1 bytes of the file, the file's size when it has one); the
+    caller refuses more than ``limit`` bytes, naming the real size (``too_big``)."""
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
+            data = f.read(limit + 1)
+            st = os.fstat(f.fileno())
     except OSError as e:
-        raise InputError(f"{path}: {e.strerror}") from None
-    return parse(data, path)
+        raise InputError(f"{path}: {e.strerror or e}") from None
+    size = st.st_size if stat.S_ISREG(st.st_mode) else None
+    return data, size

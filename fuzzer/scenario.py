@@ -16,6 +16,9 @@ MAX_PAGES = 256          # per vma: bounds the work of one execution
 MAX_ACTORS = 16
 MAX_PROGRAM = 64
 DEFAULT_MAX_STEPS = 20000
+MAX_MAX_STEPS = 10_000_000   # the largest 'max_steps' a scenario may ask for
+MAX_NAME = 256           # names (scenario, mm, actor, device, kind): one printable line
+MAX_DESCRIPTION = 4000
 
 OPS = {
     # op: (required keys, optional keys)
@@ -48,6 +51,25 @@ def _int(d: dict, key: str, where: str, lo: int = 0, hi: int = 1 << 20) -> int:
     return v
 
 
+def _name(d: dict, key: str, where: str) -> str:
+    """A name: a printable string (no control characters, no lone surrogates: it is printed
+    to terminals and stored as UTF-8) of 1 to MAX_NAME characters."""
+    v = d.get(key)
+    if not isinstance(v, str) or not 0 < len(v) <= MAX_NAME or not v.isprintable():
+        raise ScenarioError(f"{where}: {key!r} must be a printable string of 1 to "
+                            f"{MAX_NAME} characters")
+    return v
+
+
+def _text(d: dict, key: str, where: str, limit: int) -> None:
+    """Free text (a description): printable apart from newlines and tabs."""
+    v = d.get(key, "")
+    if not isinstance(v, str) or len(v) > limit or not \
+            v.replace("\n", " ").replace("\t", " ").isprintable():
+        raise ScenarioError(f"{where}: {key!r} must be printable text of at most {limit} "
+                            f"characters")
+
+
 def _keys(d, required: set, optional: set, where: str) -> None:
     if not isinstance(d, dict):
         raise ScenarioError(f"{where}: expected an object")
@@ -63,14 +85,17 @@ def validate(sc: dict) -> dict:
     """Check a scenario against the schema; return it unchanged or raise ScenarioError."""
     _keys(sc, {"name", "mms", "actors"},
           {"description", "kind", "devices", "layout", "max_steps"}, "scenario")
-    if not isinstance(sc["name"], str) or not sc["name"]:
-        raise ScenarioError("scenario: 'name' must be a non-empty string")
+    _name(sc, "name", "scenario")
+    if "kind" in sc:
+        _name(sc, "kind", "scenario")
+    _text(sc, "description", "scenario", MAX_DESCRIPTION)
     devices = sc.get("devices", [{"name": "dev0", "pages": 16}])
     if not isinstance(devices, list) or not devices:
         raise ScenarioError("scenario: 'devices' must be a non-empty list")
     devnames = []
     for j, d in enumerate(devices):
         _keys(d, {"name", "pages"}, set(), f"devices[{j}]")
+        _name(d, "name", f"devices[{j}]")
         _int(d, "pages", f"devices[{j}]", 1, MAX_PAGES)
         devnames.append(d["name"])
     if not isinstance(sc["mms"], list) or not sc["mms"]:
@@ -78,8 +103,8 @@ def validate(sc: dict) -> dict:
     vmas: dict[str, list[tuple[int, int]]] = {}
     for j, mm in enumerate(sc["mms"]):
         _keys(mm, {"name", "vmas"}, set(), f"mms[{j}]")
-        if not isinstance(mm["name"], str) or mm["name"] in vmas:
-            raise ScenarioError(f"mms[{j}]: 'name' must be a unique string")
+        if _name(mm, "name", f"mms[{j}]") in vmas:
+            raise ScenarioError(f"mms[{j}]: 'name' must be unique")
         if not isinstance(mm["vmas"], list) or not mm["vmas"]:
             raise ScenarioError(f"mms[{j}]: 'vmas' must be a non-empty list")
         spans = []
@@ -98,11 +123,13 @@ def validate(sc: dict) -> dict:
         vmas[mm["name"]] = spans
 
     def in_vmas(mm: str, start: int, n: int, where: str) -> None:
-        if mm not in vmas:
+        if not isinstance(mm, str) or mm not in vmas:
             raise ScenarioError(f"{where}: unknown mm {mm!r}")
         if not any(s <= start and start + n <= e for s, e in vmas[mm]):
             raise ScenarioError(f"{where}: range {start}+{n} is not inside one vma of {mm}")
 
+    if not isinstance(sc.get("layout", []), list):
+        raise ScenarioError("scenario: 'layout' must be a list")
     for j, ent in enumerate(sc.get("layout", [])):
         w = f"layout[{j}]"
         _keys(ent, {"mm", "start", "npages"}, {"state", "value", "device", "share"}, w)
@@ -127,8 +154,8 @@ def validate(sc: dict) -> dict:
     for j, a in enumerate(sc["actors"]):
         w = f"actors[{j}]"
         _keys(a, {"name", "program"}, {"cpu"}, w)
-        if not isinstance(a["name"], str) or a["name"] in names:
-            raise ScenarioError(f"{w}: 'name' must be a unique string")
+        if _name(a, "name", w) in names:
+            raise ScenarioError(f"{w}: 'name' must be unique")
         names.add(a["name"])
         if "cpu" in a:
             _int(a, "cpu", w, 0, MAX_ACTORS - 1)
@@ -137,12 +164,15 @@ def validate(sc: dict) -> dict:
             raise ScenarioError(f"{w}: 'program' must be a list of 1 to {MAX_PROGRAM} commands")
         for q, cmd in enumerate(prog):
             cw = f"{w}.program[{q}]"
-            if not isinstance(cmd, dict) or cmd.get("op") not in OPS:
+            if not isinstance(cmd, dict) or not isinstance(cmd.get("op"), str) \
+                    or cmd["op"] not in OPS:
                 raise ScenarioError(f"{cw}: 'op' must be one of {', '.join(OPS)}")
             req, opt = OPS[cmd["op"]]
             _keys(cmd, req | {"op"}, opt, cw)
+            if "mm" in cmd and not isinstance(cmd["mm"], str):
+                raise ScenarioError(f"{cw}: 'mm' must be an mm name")
             if cmd["op"] == "fork":
-                if cmd["child"] in vmas or not isinstance(cmd["child"], str):
+                if _name(cmd, "child", cw) in vmas:
                     raise ScenarioError(f"{cw}: 'child' must be a new mm name")
                 vmas[cmd["child"]] = vmas.get(cmd["mm"], [])
                 forked.add(cmd["child"])
@@ -168,7 +198,7 @@ def validate(sc: dict) -> dict:
             if "expect" in cmd:
                 _keys(cmd["expect"], set(), {"ret", "migrated"}, cw + ".expect")
     if "max_steps" in sc:
-        _int(sc, "max_steps", "scenario", 100, 10_000_000)
+        _int(sc, "max_steps", "scenario", 100, MAX_MAX_STEPS)
     return sc
 
 
@@ -251,6 +281,8 @@ def build(sc: dict, sw: Switches) -> Built:
                                v.get("shared", False), v.get("special", False),
                                shm=f"{spec['name']}@{v['start']}"))
         k.mms[mm.name] = mm
+    if not isinstance(sc.get("layout", []), list):
+        raise ScenarioError("scenario: 'layout' must be a list")
     for j, ent in enumerate(sc.get("layout", [])):
         _lay_out(k, ent, j, default_dev)
     k.lru_add_drain_all()
@@ -410,10 +442,14 @@ def _program(k: Kernel, actor: Actor, cmds: list[dict], built: Built, default_de
             yield from mm_ops.reclaim(k, mm, start, end)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def summary(sc: dict) -> str:
     ops = [c["op"] for a in sc["actors"] for c in a["program"]]
-    return (f"{len(sc['actors'])} actors, {len(sc['mms'])} mm(s), "
-            f"{sum(v['npages'] for m in sc['mms'] for v in m['vmas'])} pages; "
+    return (f"{_count(len(sc['actors']), 'actor')}, {_count(len(sc['mms']), 'mm')}, "
+            f"{_count(sum(v['npages'] for m in sc['mms'] for v in m['vmas']), 'page')}; "
             + ", ".join(sorted(set(ops))))
 
 
