@@ -66,11 +66,13 @@ _V516 = Switches()
 _V61 = Switches(flush_under_ptl=True, dirty_to_page=True, wait_takes_ref=False,
                 dp_fault_pins=True, dp_check_refs=True, dp_idle_zero=True)
 
+# name -> (switches, description); the description does not repeat the name (listings print
+# "name: description")
 VARIANTS: dict[str, tuple[Switches, str]] = {
-    "v5.15": (_V515, "mainline v5.15: MIGRATE_PFN_LOCKED and prepare, flush after the PTL, "
+    "v5.15": (_V515, "mainline: MIGRATE_PFN_LOCKED and prepare, flush after the PTL, "
                      "dirty bit dropped, waiters take a reference, DP faults unpinned"),
-    "v5.16": (_V516, "v5.16: the seed patch (ab09243aa95a) applied, nothing else"),
-    "v6.1": (_V61, "v6.1: dirty bit to the page, flush under the PTL, waiters take no "
+    "v5.16": (_V516, "v5.15 with the seed patch (ab09243aa95a) applied, nothing else"),
+    "v6.1": (_V61, "dirty bit to the page, flush under the PTL, waiters take no "
                    "reference, DP fault pins the page and passes fault_page"),
     "blocking-lock": (replace(_V61, blocking_lock=True),
                       "v6.1 with pages locked by a blocking lock_page in address order"),

@@ -37,14 +37,50 @@ def _command_modules():
             for m in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name)]
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose subcommands report an argument they do not know themselves,
+    with their own usage line. (argparse leaves unknown arguments of a subcommand to the
+    top-level parser, whose error shows the top-level usage: 'migfuzz [-h] COMMAND'.)
+    Subparsers inherit the class, so this holds at every level (``corpus export``)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        ns, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error("unrecognized arguments: " + " ".join(extra))
+        return ns, extra
+
+
+def version() -> str:
+    """The installed package's version and the engine version (which stored inputs
+    carry: a schedule replays exactly on the engine version that wrote it)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    from fuzzer import ENGINE_VERSION
+    try:
+        v = dist_version("migfuzz")
+    except PackageNotFoundError:
+        v = "unknown (not installed)"
+    return f"migfuzz {v} (engine version {ENGINE_VERSION})"
+
+
+# Subcommands where --json has no meaning; every other one takes it (a test walks the
+# parser and holds the two to this list).
+NO_JSON = {
+    "dashboard": "a web server: it prints no result, its pages and /metrics are the output",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="migfuzz",
         description="Find concurrency bugs in the Linux kernel's migrate_vma with an "
                     "interleaving-controlled model of v5.15, v5.16 and v6.1.",
         epilog="Exit status: 0 ok / nothing found, 1 finding (or replay mismatch), "
                "2 usage or input error, 3 a nondeterministic execution "
                "(--check-determinism). Run 'migfuzz COMMAND --help' for each command.")
+    p.add_argument("--version", action="version", version=version(),
+                   help="print the migfuzz version and the engine version, and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():
         mod.register(sub)

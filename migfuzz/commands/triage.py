@@ -51,8 +51,11 @@ def register(sub) -> None:
         "MIGFUZZ_VARIANT=...), or with --format json the input itself.",
         epilog="Exit status: 0 written, 2 unknown reference or bad input.")
     add_ref_arguments(p)
-    p.add_argument("-o", "--output", required=True, help="file to write")
+    p.add_argument("-o", "--output", required=True,
+                   help="file to write (its directory must exist)")
     p.add_argument("--format", choices=("pytest", "json"), default="pytest")
+    p.add_argument("--json", action="store_true",
+                   help="say what was written as JSON (the file itself is --format)")
     p.set_defaults(func=cmd_export)
 
 
@@ -166,20 +169,31 @@ def test_{test_name}_is_absent():
 
 
 def cmd_export(args) -> int:
+    import os
+
     from corpus.input import dumps
+
+    from ..files import check_writable, write_atomic
+    check_writable(args.output)
     ref = resolve(args)
+    signature = ref.signature
     if args.format == "json":
         text = dumps(ref.input)
     else:
         r, f = _primary(ref.input, ref.signature)
-        name = args.output.rsplit("/", 1)[-1]
+        signature = f.signature
+        name = os.path.basename(args.output)
         text = PYTEST_TEMPLATE.format(
             title=f.title, signature=f.signature, scenario=ref.input["scenario"]["name"],
             variant=r.variant, steps=r.steps, preemptions=r.preemptions, filename=name,
             interleaving=textwrap.indent(interleaving(r.actors, r.trace, width=28), "    "),
             input_json=json.dumps(ref.input, sort_keys=True),
             test_name=f.kind.lower() + "_" + f.signature.split("-")[-1])
-    from .engine import _write_atomic
-    _write_atomic(args.output, text)
-    print(f"wrote {args.output}")
+    write_atomic(args.output, text)
+    if args.json:
+        json.dump({"ref": ref.label, "signature": signature, "format": args.format,
+                   "output": args.output, "bytes": len(text.encode())}, sys.stdout)
+        print()
+    else:
+        print(f"wrote {args.output}")
     return EXIT_OK
