@@ -43,6 +43,9 @@ def open_store(url: str | None, *, must_exist: bool = True):
 
 def find_bug(store, ref: str):
     """A bug by signature or by an unambiguous prefix of it."""
+    if not ref.strip():
+        raise UsageError("empty reference: give a bug signature or a prefix of it "
+                         "(see 'migfuzz bugs')")
     bug = store.get_bug(ref)
     if bug is not None:
         return bug
@@ -57,6 +60,9 @@ def find_bug(store, ref: str):
 
 def resolve(args) -> Ref:
     ref = args.ref
+    if not ref.strip() or ref.strip() == "c:":
+        raise UsageError("empty reference: give a bug signature (or a prefix of it), "
+                         "c:<input hash prefix> or an input file")
     if os.path.exists(ref) or ref.endswith(".json"):
         inp = inputs.load(ref)
         stored = (inp.get("result") or {}).get("findings") or []

@@ -6,6 +6,7 @@ import sys
 import time
 
 from fuzzer.bisect import probe
+from fuzzer.findings import KINDS
 from fuzzer.variants import resolve_variant
 
 from ..cli import EXIT_FOUND, EXIT_OK, UsageError
@@ -28,7 +29,8 @@ def register(sub) -> None:
         "a campaign's own table counts every execution.",
         epilog="Exit status: 0 listed (even if empty), 2 no database or bad filter.")
     p.add_argument("--status", choices=STATUSES)
-    p.add_argument("--kind", help="e.g. LOST_WRITE, USE_AFTER_FREE, DEADLOCK")
+    p.add_argument("--kind", type=str.upper, choices=KINDS, metavar="KIND",
+                   help="one of " + ", ".join(KINDS))
     p.add_argument("--variant", help="only bugs seen on this variant")
     p.add_argument("--campaign", help="only bugs found by this campaign")
     p.add_argument("--all", action="store_true",
