@@ -3,8 +3,10 @@
 ``--workers 0``, in this process."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import sys
 import time
 
@@ -16,7 +18,8 @@ from fuzzer.search.loop import FuzzConfig
 from fuzzer.search.portfolio import SEARCHES
 from fuzzer.variants import resolve_variant
 
-from ..cli import EXIT_FOUND, EXIT_OK, UsageError
+from ..cli import EXIT_ERROR, EXIT_FOUND, EXIT_OK, UsageError
+from ..files import check_dir_writable, write_atomic
 from ..refs import DB_HELP
 from ..render import table
 from ..session import CampaignSession
@@ -49,7 +52,11 @@ def register(sub) -> None:
                    help="portfolio (default; per execution " + _portfolio_mix() + ", and "
                         "DeadlockFuzzer-style directed runs to confirm a potential "
                         "deadlock), one strategy alone, or exhaustive (preemption-bounded "
-                        "search of each scenario, see --bound)")
+                        "search of each scenario, see --bound). 'run --strategy' lists "
+                        "the per-execution strategies instead: the same random, pct, pos "
+                        "and conflict, and round-robin, which fuzz leaves out because it "
+                        "is deterministic (every execution of a scenario would be the "
+                        "same); guided needs a corpus, which only a campaign has")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--execs", type=int, metavar="N", help="executions to run")
     budget.add_argument("--duration", type=float, metavar="S",
@@ -69,7 +76,11 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=250, metavar="N",
                    help="executions per worker call on the farm (default 250, ~0.1 s)")
     p.add_argument("--out", default="repros", metavar="DIR",
-                   help="directory for minimized reproducer files (default ./repros)")
+                   help="directory for minimized reproducer files (default ./repros): "
+                        "DIR/CAMPAIGN/KIND-SIG.json for a campaign in the store (so "
+                        "campaigns do not write each other's files), DIR/KIND-SIG.json "
+                        "with --no-db; a file holding a different reproducer is never "
+                        "overwritten (the new one gets a -2, -3... suffix)")
     p.add_argument("--no-minimize", action="store_true", help="skip minimization")
     p.add_argument("--fail-on-finding", action="store_true",
                    help="exit 1 if any bucket was found (for CI)")
@@ -135,6 +146,7 @@ def cmd_fuzz(args) -> int:
         raise UsageError("--duration must be positive")
     if args.bound < 0:
         raise UsageError("--bound must be 0 or more")
+    check_dir_writable(args.out, "reproducer directory")
     if args.resume and (args.name or args.scenario or args.no_db):
         raise UsageError("--resume takes its scenarios and name from the store "
                          "(no --name, --scenario or --no-db)")
@@ -199,7 +211,11 @@ def _run(args, session) -> int:
 
 def _report(args, res, session, interrupted: bool) -> int:
     """Reproducer files, the store's end of the campaign, and the summary (both modes)."""
-    _write_repros(res, args.out)
+    write_error = None
+    try:
+        _write_repros(res, repro_dir(args.out, session.name))
+    except UsageError as e:         # the campaign still ends properly in the store
+        write_error = str(e)
     stored = session.finish(res, interrupted)
     if args.json:
         out = res.to_json()
@@ -216,6 +232,9 @@ def _report(args, res, session, interrupted: bool) -> int:
                   + (f" (+{stored['duplicates']} filed as duplicates)"
                      if stored["duplicates"] else "")
                   + f"; see 'migfuzz bugs --campaign {stored['campaign']}'")
+    if write_error:
+        print(f"migfuzz: error: {write_error}", file=sys.stderr)
+        return EXIT_ERROR
     if interrupted:
         print("migfuzz: stopped; continue with --resume "
               f"{stored['campaign'] if stored else ''}".rstrip(), file=sys.stderr)
@@ -288,10 +307,43 @@ class _Progress:
             self.drawn = False
 
 
+def repro_dir(out: str, campaign: str) -> str:
+    """Where a campaign's reproducer files go: ``out/<campaign>``, the name made a safe
+    directory name (anything but letters, digits, '.', '_' and '-' becomes '_', and then
+    a hash of the real name keeps two names apart); ``out`` itself with no campaign
+    (--no-db)."""
+    if not campaign:
+        return out
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", campaign)
+    if safe != campaign or safe.strip(".") == "":
+        safe = safe.strip(".") + "-" + hashlib.sha256(campaign.encode()).hexdigest()[:8]
+    return os.path.join(out, safe)
+
+
+def _free_path(path: str, text: str) -> str:
+    """``path``, unless it holds a different file: then the first ``-N`` sibling that is
+    free or holds the same text. A reproducer file is never overwritten by another."""
+    stem, ext = os.path.splitext(path)
+    n = 1
+    while True:
+        cand = path if n == 1 else f"{stem}-{n}{ext}"
+        try:
+            with open(cand, encoding="utf-8", errors="replace") as f:
+                if f.read(len(text) + 1) == text:
+                    return cand
+        except FileNotFoundError:
+            return cand
+        n += 1
+
+
 def _write_repros(res, out: str) -> None:
     if not res.buckets:
         return
-    os.makedirs(out, exist_ok=True)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{out}: cannot make the reproducer directory: "
+                         f"{e.strerror or e}") from None
     for b in res.buckets:
         if b.minimized and "scenario" in b.minimized:
             m = b.minimized
@@ -304,10 +356,9 @@ def _write_repros(res, out: str) -> None:
             inp = inputs.make(i["scenario"], i["variant"], i["schedule"],
                               strategy=i.get("strategy", ""), seed=i.get("seed"))
         path = os.path.join(out, f"{b.kind.lower()}-{b.signature.split('-')[-1]}.json")
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(inputs.dumps(inp))
-        os.replace(tmp, path)
+        text = inputs.dumps(inp)
+        path = _free_path(path, text)
+        write_atomic(path, text, "reproducer file")
         b.repro_path = path
 
 

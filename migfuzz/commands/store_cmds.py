@@ -38,8 +38,12 @@ def register(sub) -> None:
                         description="Write the corpus of campaign NAME, in the order it was "
                         "found, as JSON lines to FILE (default stdout).")
     e.add_argument("--name", required=True, help="the campaign")
-    e.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    e.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout "
+                   "(its directory must exist; written whole or not at all)")
     e.add_argument("--db", metavar="URL", help=DB_HELP)
+    e.add_argument("--json", action="store_true",
+                   help="with -o, print what was written as JSON (without -o the output "
+                        "is JSON lines already)")
     e.set_defaults(func=cmd_export)
     i = csub.add_parser(
         "import", help="add a JSON-lines corpus to a campaign",
@@ -62,6 +66,7 @@ def register(sub) -> None:
     dsub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     u = dsub.add_parser("upgrade", help="migrate the database schema to this migfuzz's head")
     u.add_argument("--db", metavar="URL", help=DB_HELP)
+    u.add_argument("--json", action="store_true", help="machine-readable output")
     u.set_defaults(func=cmd_db_upgrade)
     s = dsub.add_parser("status", help="show the database's schema revision and row counts")
     s.add_argument("--db", metavar="URL", help=DB_HELP)
@@ -77,16 +82,24 @@ def register(sub) -> None:
 
 
 def cmd_export(args) -> int:
+    from ..files import check_writable, write_atomic
+    if args.output:
+        check_writable(args.output, "corpus file")
     with _store().open(args.db) as st:
         c = st.campaign(args.name)
         n = sum(1 for _ in st.iter_corpus(c.name))
         header = {"campaign": c.name, "variant": c.variant,
                   "engine_version": c.engine_version, "entries": n}
         if args.output:
-            with open(args.output, "w", encoding="utf-8") as out:
-                written = jsonl.write(out, header, st.iter_corpus(c.name))
-            print(f"exported {written} entries of campaign {c.name} to {args.output}",
-                  file=sys.stderr)
+            written = write_atomic(
+                args.output, lambda out: jsonl.write(out, header, st.iter_corpus(c.name)),
+                "corpus file")
+            if args.json:
+                print(json.dumps({"campaign": c.name, "entries": written,
+                                  "output": args.output}))
+            else:
+                print(f"exported {written} entries of campaign {c.name} to {args.output}",
+                      file=sys.stderr)
         else:
             jsonl.write(sys.stdout, header, st.iter_corpus(c.name))
     return EXIT_OK
@@ -124,6 +137,9 @@ def cmd_import(args) -> int:
 def cmd_db_upgrade(args) -> int:
     with _store().open(args.db) as st:
         rev, head = st.revision()
+    if args.json:
+        print(json.dumps({"url": _url(args), "revision": rev, "head": head}))
+        return EXIT_OK
     print(f"{_url(args)}: schema at revision {rev} (head {head})")
     return EXIT_OK
 
