@@ -77,8 +77,9 @@ def _qs(flt, **changes) -> str:
     """The bug list's query string with some parameters changed (empty ones left out)."""
     p = {k: getattr(flt, k) for k in ("status", "kind", "variant", "campaign", "sort",
                                       "order", "page")}
+    p["duplicates"] = "1" if flt.duplicates else ""
     p.update(changes)
-    return urlencode({k: v for k, v in p.items() if v not in ("", None)})
+    return urlencode({k: v for k, v in p.items() if v not in ("", None, False)})
 
 
 def _env() -> Environment:
@@ -114,18 +115,9 @@ def create_app(url: str | None = None, store: Store | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def campaigns(request: Request):
-        camps = store.list_campaigns()
-        snap = queries.metrics_snapshot(store)
-        execs: dict[str, int] = {}
-        workers: dict[str, int] = {}
-        for w in snap["workers"]:
-            execs[w["campaign"]] = execs.get(w["campaign"], 0) + w["executions"]
-            workers[w["campaign"]] = workers.get(w["campaign"], 0) + 1
-        for c in camps:
-            c["executions"] = execs.get(c["name"], 0)
-            c["workers"] = workers.get(c["name"], 0)
+        camps = queries.campaign_rows(store)
         return page(request, "campaigns.html", "campaigns", campaigns=camps,
-                    counts=store.counts())
+                    counts=store.counts(), totals=queries.bug_totals(store))
 
     @app.get("/campaigns/{name:path}", response_class=HTMLResponse)
     def campaign(request: Request, name: str):
@@ -139,12 +131,14 @@ def create_app(url: str | None = None, store: Store | None = None) -> FastAPI:
     @app.get("/bugs", response_class=HTMLResponse)
     def bugs(request: Request, status: str = "", kind: str = "", variant: str = "",
              campaign: str = "", sort: str = "last_seen", order: str = "desc",
-             page_no: int = Query(1, alias="page", ge=1, le=1_000_000)):
+             page_no: int = Query(1, alias="page", ge=1, le=1_000_000),
+             duplicates: str = ""):
         if sort not in queries.BUG_SORTS:
             sort = "last_seen"
         order = "asc" if order == "asc" else "desc"
         flt = queries.BugFilter(status=status, kind=kind, variant=variant,
-                                campaign=campaign, sort=sort, order=order, page=page_no)
+                                campaign=campaign, sort=sort, order=order, page=page_no,
+                                duplicates=duplicates not in ("", "0"))
         data = queries.bug_list(store, flt)
         facets = queries.bug_facets(store)
         facets["status"] = sorted(set(facets["status"]) | set(BUG_STATUSES))

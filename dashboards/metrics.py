@@ -1,7 +1,10 @@
 """``/metrics`` in the Prometheus text exposition format (version 0.0.4).
 
-Per campaign and worker the counters of the worker's last stats sample; per campaign the
-corpus entries and crashes stored; bugs by kind and status (overall and per campaign).
+Per campaign and worker the executions, coverage and corpus size of the worker's last stats
+sample, and the worker's own crashes and bugs (from the crashes it stored: summing crashes
+by worker gives the campaign's); per campaign the corpus entries and crashes stored; bugs by
+kind and status (overall and per campaign). "Bugs" are distinct bugs with duplicates left
+out, as ``migfuzz bugs`` lists them; duplicates have metrics of their own.
 ``METRICS`` is the single list of what is exported: the Grafana definition in
 dashboards/grafana/ may use these names and nothing else (a test checks it).
 """
@@ -21,10 +24,12 @@ METRICS: dict[str, tuple[str, str]] = {
         "gauge", "Coverage features a worker has seen (its last stats sample)."),
     "migfuzz_corpus_size": (
         "gauge", "Corpus size a worker reported (its last stats sample)."),
-    "migfuzz_buckets": (
-        "gauge", "Distinct finding signatures a worker has seen (its last stats sample)."),
+    "migfuzz_worker_bugs": (
+        "gauge", "Distinct bugs (duplicates left out) among the crashes this worker stored; "
+        "a bug two workers hit counts for each (migfuzz_campaign_bugs counts it once)."),
     "migfuzz_worker_crashes_total": (
-        "counter", "Crashes a worker has seen (its last stats sample)."),
+        "counter", "Crash records this worker stored (its own; the sum over a campaign's "
+        "workers is migfuzz_crashes_stored)."),
     "migfuzz_worker_last_sample_time_seconds": (
         "gauge", "Time of a worker's last stats sample (seconds since the epoch)."),
     "migfuzz_corpus_entries": (
@@ -32,9 +37,14 @@ METRICS: dict[str, tuple[str, str]] = {
     "migfuzz_crashes_stored": (
         "gauge", "Crash records stored for a campaign."),
     "migfuzz_bugs": (
-        "gauge", "Bugs (distinct signatures) by kind and triage status, all campaigns."),
+        "gauge", "Bugs (distinct, duplicates left out, as 'migfuzz bugs' lists them) by kind "
+        "and triage status, all campaigns."),
+    "migfuzz_duplicate_bugs": (
+        "gauge", "Bugs filed as duplicates of another bug, by kind, all campaigns."),
     "migfuzz_campaign_bugs": (
-        "gauge", "Bugs a campaign has hit, by kind and triage status."),
+        "gauge", "Bugs (duplicates left out) a campaign has hit, by kind and triage status."),
+    "migfuzz_campaign_duplicate_bugs": (
+        "gauge", "Duplicate bugs a campaign has hit, by kind."),
 }
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -68,14 +78,19 @@ def render(snap: dict[str, Any]) -> str:
         add("migfuzz_executions_total", lab, w["executions"])
         add("migfuzz_coverage", lab, w["coverage"])
         add("migfuzz_corpus_size", lab, w["corpus_size"])
-        add("migfuzz_buckets", lab, w["buckets"])
+        add("migfuzz_worker_bugs", lab, w["bugs"])
         add("migfuzz_worker_crashes_total", lab, w["crashes"])
         add("migfuzz_worker_last_sample_time_seconds", lab, w["t"])
     for b in snap["bugs"]:
         add("migfuzz_bugs", {"kind": b["kind"], "status": b["status"]}, b["count"])
+    for b in snap["duplicates"]:
+        add("migfuzz_duplicate_bugs", {"kind": b["kind"]}, b["count"])
     for b in snap["campaign_bugs"]:
         add("migfuzz_campaign_bugs", {"campaign": b["campaign"], "kind": b["kind"],
                                       "status": b["status"]}, b["count"])
+    for b in snap["campaign_duplicates"]:
+        add("migfuzz_campaign_duplicate_bugs", {"campaign": b["campaign"],
+                                                "kind": b["kind"]}, b["count"])
     out = []
     for name, (typ, help_) in METRICS.items():
         out.append(f"# HELP {name} {help_}")

@@ -4,6 +4,11 @@ with variant filter, sorting, paging and hits over time, corpus growth and compo
 SQLAlchemy Core SELECTs against the store's tables (db/models.py), always through the
 store's reader engine inside one transaction, so a page shows one snapshot. Nothing here
 writes. Times are seconds since the epoch, as stored.
+
+One word, one count: "bugs" are distinct bugs with duplicates left out, as ``migfuzz bugs``
+lists them; duplicates are counted apart where they are shown at all. A worker's crashes and
+bugs are that worker's own, read from the crashes it stored (the ``worker`` column), never
+from its stats samples, whose ``crashes`` and ``buckets`` are the whole campaign's.
 """
 from __future__ import annotations
 
@@ -66,6 +71,70 @@ def campaign_id(conn: Connection, name: str) -> int | None:
     return conn.execute(select(Campaign.id).where(Campaign.name == name)).scalar()
 
 
+NOT_DUPLICATE = Bug.status != "duplicate"
+
+
+def worker_own(conn: Connection, cid: int | None = None) -> dict[tuple, dict]:
+    """(campaign id, worker) -> that worker's own crashes (crash records it stored) and
+    bugs (distinct bugs among them, duplicates left out)."""
+    where = [] if cid is None else [Crash.campaign_id == cid]
+    out: dict[tuple, dict] = {}
+    for c, w, n in conn.execute(select(Crash.campaign_id, Crash.worker, func.count())
+                                .where(*where).group_by(Crash.campaign_id, Crash.worker)):
+        out[(c, w)] = {"crashes": n, "bugs": 0}
+    for c, w, n in conn.execute(
+            select(Crash.campaign_id, Crash.worker, func.count(Crash.signature.distinct()))
+            .join(Bug, Bug.signature == Crash.signature).where(NOT_DUPLICATE, *where)
+            .group_by(Crash.campaign_id, Crash.worker)):
+        out.setdefault((c, w), {"crashes": 0, "bugs": 0})["bugs"] = n
+    return out
+
+
+def campaign_bug_counts(conn: Connection) -> dict[int, dict]:
+    """campaign id -> {"bugs": distinct bugs it hit, duplicates left out, "duplicates":
+    distinct duplicates it hit}."""
+    per = select(Crash.campaign_id, Crash.signature).distinct().subquery()
+    out: dict[int, dict] = {}
+    for c, status, n in conn.execute(
+            select(per.c.campaign_id, Bug.status, func.count())
+            .join(Bug, Bug.signature == per.c.signature)
+            .group_by(per.c.campaign_id, Bug.status)):
+        key = "duplicates" if status == "duplicate" else "bugs"
+        out.setdefault(c, {"bugs": 0, "duplicates": 0})[key] += n
+    return out
+
+
+def campaign_rows(store: Store) -> list[dict]:
+    """The campaigns page: each campaign with its executions (the workers' last samples),
+    workers, and bugs counted as ``migfuzz bugs --campaign`` lists them."""
+    camps = store.list_campaigns()
+    with _conn(store) as conn:
+        ids = dict(conn.execute(select(Campaign.name, Campaign.id)).all())
+        counts = campaign_bug_counts(conn)
+    snap = metrics_snapshot(store)
+    execs: dict[str, int] = {}
+    workers: dict[str, int] = {}
+    for w in snap["workers"]:
+        execs[w["campaign"]] = execs.get(w["campaign"], 0) + w["executions"]
+        workers[w["campaign"]] = workers.get(w["campaign"], 0) + 1
+    for c in camps:
+        c["executions"] = execs.get(c["name"], 0)
+        c["workers"] = workers.get(c["name"], 0)
+        n = counts.get(ids.get(c["name"]), {})
+        c["bugs"] = n.get("bugs", 0)
+        c["duplicates"] = n.get("duplicates", 0)
+        c.pop("buckets", None)              # the store's count, duplicates included
+    return camps
+
+
+def bug_totals(store: Store) -> dict[str, int]:
+    """All bugs: distinct ones (duplicates left out) and duplicates."""
+    with _conn(store) as conn:
+        rows = conn.execute(select(Bug.status, func.count()).group_by(Bug.status)).all()
+    return {"bugs": sum(n for st, n in rows if st != "duplicate"),
+            "duplicates": sum(n for st, n in rows if st == "duplicate")}
+
+
 def campaign_series(store: Store, name: str) -> dict[str, Any]:
     """Charts of one campaign; x is seconds since the campaign started.
 
@@ -74,7 +143,9 @@ def campaign_series(store: Store, name: str) -> dict[str, Any]:
     - ``worker_rate``: executions/s per worker; ``worker_totals``: each worker's last sample;
     - ``coverage``: sum of the coverage each corpus entry added (the union the campaign
       reached), falling back to the largest per-worker stats value when there is no corpus;
-    - ``corpus``: corpus entries stored; ``buckets``: distinct signatures found.
+    - ``corpus``: corpus entries stored; ``bugs``: distinct bugs found (duplicates left
+      out; ``duplicates`` counts those);
+    - ``worker_totals``' crashes and bugs are each worker's own (``worker_own``).
     """
     with _conn(store) as conn:
         c = conn.execute(select(Campaign).where(Campaign.name == name)).first()
@@ -93,8 +164,11 @@ def campaign_series(store: Store, name: str) -> dict[str, Any]:
             .order_by(CorpusEntry.found_at, CorpusEntry.id)).all()
         firsts = conn.execute(
             select(func.min(Crash.found_at).label("t"))
-            .where(Crash.campaign_id == c.id).group_by(Crash.signature)
+            .join(Bug, Bug.signature == Crash.signature)
+            .where(Crash.campaign_id == c.id, NOT_DUPLICATE).group_by(Crash.signature)
             .order_by("t")).scalars().all()
+        own = worker_own(conn, c.id)
+        dups = campaign_bug_counts(conn).get(c.id, {}).get("duplicates", 0)
 
     workers: dict[str, list] = {}
     for s in samples:
@@ -143,14 +217,16 @@ def campaign_series(store: Store, name: str) -> dict[str, Any]:
     for w, rows in workers.items():
         a, b = rows[0], rows[-1]
         span = b.at - a.at
+        mine = own.get((c.id, w), {})
         totals[w] = {"executions": b.executions, "coverage": b.coverage,
-                     "corpus_size": b.corpus_size, "buckets": b.buckets,
-                     "crashes": b.crashes, "last_sample": b.at,
+                     "corpus_size": b.corpus_size, "bugs": mine.get("bugs", 0),
+                     "crashes": mine.get("crashes", 0), "last_sample": b.at,
                      "rate": round((b.executions - a.executions) / span, 1) if span > 0
                      else None}
     return {"started_at": t0, "rate": thin(rate), "executions": thin(total),
             "worker_rate": worker_rate, "worker_totals": totals, "coverage": thin(cov),
-            "corpus": thin(corp), "buckets": buckets}
+            "corpus": thin(corp), "bugs": buckets, "bug_count": len(firsts),
+            "duplicates": dups}
 
 
 # ------------------------------------------------------------------ bugs
@@ -163,6 +239,13 @@ class BugFilter:
     sort: str = "last_seen"
     order: str = "desc"
     page: int = 1
+    duplicates: bool = False     # show duplicates too (as `migfuzz bugs --all`)
+
+    @property
+    def hides_duplicates(self) -> bool:
+        """Duplicates are hidden unless asked for, or unless the status filter asks for
+        them (as `migfuzz bugs` does)."""
+        return not self.duplicates and not self.status
 
 
 def bug_facets(store: Store) -> dict[str, list[str]]:
@@ -181,7 +264,10 @@ def bug_facets(store: Store) -> dict[str, list[str]]:
 
 def bug_list(store: Store, flt: BugFilter) -> dict[str, Any]:
     """One page of bugs (no reproducer text is loaded), each with its variants and its hits
-    per time bucket over the span of all crashes shown."""
+    per time bucket over the span of all crashes shown. Duplicates are left out unless
+    ``flt`` asks for them (``hidden`` says how many were). With a campaign, a bug's hits,
+    first and last seen and hits over time are that campaign's own (its crashes), and the
+    sort uses them."""
     where = []
     if flt.status:
         where.append(Bug.status == flt.status)
@@ -191,19 +277,33 @@ def bug_list(store: Store, flt: BugFilter) -> dict[str, Any]:
         where.append(exists().where(and_(BugVariant.signature == Bug.signature,
                                          BugVariant.variant == flt.variant)))
     with _conn(store) as conn:
+        count, first, last = Bug.count, Bug.first_seen, Bug.last_seen
+        src = Bug
+        crash_where = []
         if flt.campaign:
-            cid = campaign_id(conn, flt.campaign)
-            where.append(exists().where(and_(Crash.signature == Bug.signature,
-                                             Crash.campaign_id == (cid or -1))))
-        col = BUG_SORTS.get(flt.sort, Bug.last_seen)
+            cid = campaign_id(conn, flt.campaign) or -1
+            crash_where = [Crash.campaign_id == cid]
+            own = (select(Crash.signature.label("sig"), func.count().label("n"),
+                          func.min(Crash.found_at).label("first"),
+                          func.max(Crash.found_at).label("last"))
+                   .where(Crash.campaign_id == cid).group_by(Crash.signature).subquery())
+            src = Bug.__table__.join(own, own.c.sig == Bug.signature)
+            count, first, last = own.c.n, own.c.first, own.c.last
+        hidden = 0
+        if flt.hides_duplicates:
+            hidden = conn.execute(select(func.count()).select_from(src)
+                                  .where(*where, Bug.status == "duplicate")).scalar()
+            where.append(NOT_DUPLICATE)
+        sorts = {**BUG_SORTS, "count": count, "first_seen": first, "last_seen": last}
+        col = sorts.get(flt.sort, last)
         key = col.asc() if flt.order == "asc" else col.desc()
-        total = conn.execute(select(func.count()).select_from(Bug).where(*where)).scalar()
+        total = conn.execute(select(func.count()).select_from(src).where(*where)).scalar()
         page = max(1, flt.page)
         rows = conn.execute(
-            select(Bug.signature, Bug.kind, Bug.title, Bug.status, Bug.count,
-                   Bug.first_seen, Bug.last_seen, Bug.labels, Bug.minimized,
-                   Bug.reproducer_steps, Bug.duplicate_of)
-            .where(*where).order_by(key, Bug.signature)
+            select(Bug.signature, Bug.kind, Bug.title, Bug.status, count.label("count"),
+                   first.label("first_seen"), last.label("last_seen"), Bug.labels,
+                   Bug.minimized, Bug.reproducer_steps, Bug.duplicate_of)
+            .select_from(src).where(*where).order_by(key, Bug.signature)
             .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
         sigs = [r.signature for r in rows]
         variants: dict[str, list[str]] = {s: [] for s in sigs}
@@ -225,7 +325,7 @@ def bug_list(store: Store, flt: BugFilter) -> dict[str, Any]:
                     chunk = sigs[i:i + 500]
                     for s, k, n in conn.execute(
                             select(Crash.signature, b, func.count())
-                            .where(Crash.signature.in_(chunk))
+                            .where(Crash.signature.in_(chunk), *crash_where)
                             .group_by(Crash.signature, b)):
                         hits[s][min(max(int(k), 0), HIT_BUCKETS - 1)] += n
     bugs = [{"signature": r.signature, "kind": r.kind, "title": r.title, "status": r.status,
@@ -233,8 +333,9 @@ def bug_list(store: Store, flt: BugFilter) -> dict[str, Any]:
              "labels": list(r.labels or []), "minimized": r.minimized,
              "steps": r.reproducer_steps, "duplicate_of": r.duplicate_of,
              "variants": variants[r.signature], "hits": hits[r.signature]} for r in rows]
-    return {"bugs": bugs, "total": total, "page": page,
-            "pages": max(1, -(-total // PAGE_SIZE)), "span": span}
+    return {"bugs": bugs, "total": total, "page": page, "hidden": hidden,
+            "pages": max(1, -(-total // PAGE_SIZE)), "span": span,
+            "campaign": flt.campaign}
 
 
 def bug_hits(store: Store, signature: str, n: int = 40) -> dict[str, Any]:
@@ -311,7 +412,9 @@ def corpus_overview(store: Store, campaign: str = "") -> dict[str, Any]:
 
 # ------------------------------------------------------------------ metrics
 def metrics_snapshot(store: Store) -> dict[str, Any]:
-    """Everything /metrics exports, read in one transaction."""
+    """Everything /metrics exports, read in one transaction. A worker's executions,
+    coverage and corpus size are from its last stats sample; its crashes and bugs are its
+    own (``worker_own``). Bugs leave duplicates out; duplicates are counted apart."""
     with _conn(store) as conn:
         camps = conn.execute(select(Campaign.id, Campaign.name, Campaign.variant,
                                     Campaign.status, Campaign.started_at)).all()
@@ -321,12 +424,12 @@ def metrics_snapshot(store: Store) -> dict[str, Any]:
                 .group_by(StatsSample.campaign_id, StatsSample.worker).subquery())
         workers = conn.execute(
             select(StatsSample.campaign_id, StatsSample.worker, StatsSample.t.label("at"),
-                   StatsSample.executions, StatsSample.coverage, StatsSample.corpus_size,
-                   StatsSample.buckets, StatsSample.crashes)
+                   StatsSample.executions, StatsSample.coverage, StatsSample.corpus_size)
             .join(last, and_(StatsSample.campaign_id == last.c.campaign_id,
                              StatsSample.worker == last.c.worker,
                              StatsSample.t == last.c.t))
             .order_by(StatsSample.campaign_id, StatsSample.worker)).all()
+        own = worker_own(conn)
         corpus = dict(conn.execute(select(CorpusEntry.campaign_id, func.count())
                                    .group_by(CorpusEntry.campaign_id)).all())
         crashes = dict(conn.execute(select(Crash.campaign_id, func.count())
@@ -345,9 +448,15 @@ def metrics_snapshot(store: Store) -> dict[str, Any]:
                            "crashes": crashes.get(c.id, 0)} for c in camps],
             "workers": [{"campaign": names.get(w.campaign_id, ""), "worker": w.worker,
                          "t": w.at, "executions": w.executions, "coverage": w.coverage,
-                         "corpus_size": w.corpus_size, "buckets": w.buckets,
-                         "crashes": w.crashes} for w in workers],
-            "bugs": [{"kind": k, "status": s, "count": n} for k, s, n in bugs],
+                         "corpus_size": w.corpus_size,
+                         "bugs": own.get((w.campaign_id, w.worker), {}).get("bugs", 0),
+                         "crashes": own.get((w.campaign_id, w.worker), {}).get("crashes", 0)}
+                        for w in workers],
+            "bugs": [{"kind": k, "status": s, "count": n} for k, s, n in bugs
+                     if s != "duplicate"],
+            "duplicates": [{"kind": k, "count": n} for k, s, n in bugs if s == "duplicate"],
             "campaign_bugs": [{"campaign": names.get(cid, ""), "kind": k, "status": s,
-                               "count": n} for cid, k, s, n in camp_bugs]}
-
+                               "count": n} for cid, k, s, n in camp_bugs
+                              if s != "duplicate"],
+            "campaign_duplicates": [{"campaign": names.get(cid, ""), "kind": k, "count": n}
+                                    for cid, k, s, n in camp_bugs if s == "duplicate"]}

@@ -29,7 +29,7 @@
         if (node) copyText(node, b);
       });
     });
-    document.querySelectorAll("form.filters select").forEach(function (s) {
+    document.querySelectorAll("form.filters select, form.filters input[type=checkbox]").forEach(function (s) {
       s.addEventListener("change", function () { s.form.submit(); });
     });
     var h = window.location.hash;

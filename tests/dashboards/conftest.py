@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from filldb import run_campaign  # noqa: E402
+from filldb import run_campaign, run_farm_campaign  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -79,13 +79,27 @@ def filled_db(tmp_path_factory) -> dict:
                                  seed=1, pause=0.001)
     info["v515"] = run_campaign(url, "smoke-v5.15", variant="v5.15", workers=3, execs=150,
                                 seed=2)
+    # written as the farm writes (coordinator + recorder), so its stats samples carry the
+    # campaign-wide crash and bucket counts in every worker's row
+    info["farm"] = run_farm_campaign(url, "farm-sim", workers=2, seed=7)
     from db.store import Store
     with Store.open(url) as s:
         bugs = s.list_bugs()
         assert bugs, "the real runs found no bug: the fill is broken"
         target = bugs[0].signature
         s.update_bug(target, status="triaged", notes=MARKUP_NOTE, labels=MARKUP_LABELS)
+        # a duplicate, filed as triage files one (neither the markup bug nor a
+        # use-after-free: the browser test follows one of those), unless the fuzz
+        # campaign already filed one
+        if not any(b.status == "duplicate" for b in bugs):
+            dup = next(b for b in reversed(bugs)
+                       if b.signature != target and b.kind != "USE_AFTER_FREE")
+            s.update_bug(dup.signature, status="duplicate", duplicate_of=target)
+        bugs = s.list_bugs()
         info["bugs"] = [b.signature for b in bugs]
+        # "bugs" as `migfuzz bugs` lists them: duplicates left out
+        info["listed"] = [b.signature for b in bugs if b.status != "duplicate"]
+        info["duplicates"] = [b.signature for b in bugs if b.status == "duplicate"]
         info["markup_bug"] = target
         info["counts"] = s.counts()
     return info

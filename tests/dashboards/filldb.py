@@ -78,3 +78,31 @@ def run_campaign(url: str, name: str, *, variant: str = "v5.16", workers: int = 
         return stored
     finally:
         store.close()
+
+
+def run_farm_campaign(url: str, name: str, *, variant: str = "v5.16", workers: int = 2,
+                      batches: int = 12, batch: int = 50, seed: int = 7,
+                      scenarios=SCENARIOS) -> dict:
+    """A campaign written the way the farm writes one, without Ray: ``workers`` real fuzz
+    loops whose batch reports go through the farm's coordinator (workers.coordinator) and
+    are stored by its recorder (db.recorder.Recorder.record_many), a flush per round."""
+    from db.recorder import Recorder, campaign_config
+    from fuzzer import ENGINE_VERSION
+    from fuzzer.search.loop import FuzzConfig, FuzzLoop
+    from workers.coordinator import Coordinator
+    cfg = FuzzConfig(variant, [get_scenario(s) for s in scenarios], "portfolio", False)
+    coord = Coordinator(cfg, workers, variant=variant)
+    loops = [FuzzLoop(cfg, seed * 1000 + i) for i in range(workers)]
+    store = Store.open(url)
+    try:
+        store.create_campaign(name, variant, campaign_config(cfg), seed, ENGINE_VERSION)
+        rec = Recorder(store, name, coord.scenario_of, variant)
+        for _ in range(batches):
+            for i, loop in enumerate(loops):
+                coord.sync_for(i)
+                coord.absorb(i, loop.run_batch(batch))
+            coord.flush(rec)
+        store.set_campaign_status(name, "finished")
+        return {"executions": sum(lp.executions for lp in loops)}
+    finally:
+        store.close()

@@ -6,12 +6,14 @@ import html
 import json
 import re
 import shlex
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import pytest
 
 from conftest import MARKUP_LABELS
 from dashboards.metrics import METRICS
@@ -50,7 +52,9 @@ def test_metrics(server):
     by = {(n, tuple(sorted(lab.items()))): v for n, lab, v in samples}
     assert by[("migfuzz_executions_total",
                (("campaign", "smoke-v5.16"), ("worker", "w0")))] == 300
-    assert sum(v for n, _, v in samples if n == "migfuzz_bugs") == len(server["bugs"])
+    assert sum(v for n, _, v in samples if n == "migfuzz_bugs") == len(server["listed"])
+    assert sum(v for n, _, v in samples if n == "migfuzz_duplicate_bugs") == \
+        len(server["duplicates"])
     corpus = sum(v for n, _, v in samples if n == "migfuzz_corpus_entries")
     assert corpus == server["counts"]["corpus_entries"]
     # every exported metric has samples in this database
@@ -184,3 +188,151 @@ def test_static_assets_are_local(server):
     for asset in ("/static/charts.js", "/static/app.js", "/static/app.css",
                   "/static/favicon.svg"):
         assert get(server, asset).status_code == 200
+
+
+# ---------------------------------------------------------------- one count everywhere
+def _sql(server, q: str, *args) -> list:
+    c = sqlite3.connect(f"file:{server['path']}?mode=ro", uri=True)
+    try:
+        return c.execute(q, args).fetchall()
+    finally:
+        c.close()
+
+
+def _cli_json(server, *args) -> list:
+    p = _migfuzz(["bugs", "--db", server["url"], "--json", *args], cwd=None)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def _rows(body: str, table_id: str) -> list[dict]:
+    """Rows of an HTML table as {class or header: text}."""
+    t = re.search(rf'<table class="grid" id="{table_id}">(.*?)</table>', body, re.S).group(1)
+    heads = [re.sub(r"<[^>]+>|[▲▼]", "", h).strip()
+             for h in re.findall(r"<th[^>]*>(.*?)</th>", t, re.S)]
+    out = []
+    for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", t.split("</thead>")[1], re.S):
+        cells = re.findall(r"<td([^>]*)>(.*?)</td>", tr, re.S)
+        row = {}
+        for h, (attrs, cell) in zip(heads, cells):
+            row[h] = html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+            m = re.search(r'data-t="([^"]*)"', attrs)
+            if m:
+                row[h + "@t"] = float(m.group(1))
+        out.append(row)
+    return out
+
+
+def _num(text: str) -> int:
+    return int(text.split()[0].replace(",", ""))
+
+
+def test_worker_numbers_are_each_workers_own(server):
+    """Item 20: per worker, crashes and bugs are that worker's own (its stored crashes),
+    in /metrics and the campaign page, for a farm-written campaign (whose stats samples
+    carry the campaign-wide totals in every worker's row) and an in-process one (whose
+    samples counted every hit)."""
+    _, samples = parse_metrics(get(server, "/metrics").text)
+    crashes = {(lab["campaign"], lab["worker"]): v for n, lab, v in samples
+               if n == "migfuzz_worker_crashes_total"}
+    wbugs = {(lab["campaign"], lab["worker"]): v for n, lab, v in samples
+             if n == "migfuzz_worker_bugs"}
+    stored = {lab["campaign"]: v for n, lab, v in samples if n == "migfuzz_crashes_stored"}
+    own = {(c, w): n for c, w, n in _sql(
+        server, "SELECT c.name, k.worker, count(*) FROM crashes k JOIN campaigns c "
+                "ON c.id = k.campaign_id GROUP BY 1, 2")}
+    own_bugs = {(c, w): n for c, w, n in _sql(
+        server, "SELECT c.name, k.worker, count(DISTINCT k.signature) FROM crashes k "
+                "JOIN campaigns c ON c.id = k.campaign_id JOIN bugs b "
+                "ON b.signature = k.signature WHERE b.status != 'duplicate' GROUP BY 1, 2")}
+    farm = [k for k in crashes if k[0] == "farm-sim"]
+    assert len(farm) == 2
+    # the defect: both farm workers' samples carry the same campaign-wide count
+    sampled = dict(_sql(server, "SELECT s.worker, s.crashes FROM stats s JOIN campaigns c "
+                                "ON c.id = s.campaign_id WHERE c.name = 'farm-sim' "
+                                "ORDER BY s.t"))
+    assert len(set(sampled.values())) == 1, "the fill no longer shows the farm's stats"
+    assert own[farm[0]] != own[farm[1]], "both workers stored as many crashes: no test"
+    for key, v in crashes.items():
+        assert v == own.get(key, 0), key
+        assert wbugs[key] == own_bugs.get(key, 0), key
+    for camp, total in stored.items():
+        assert sum(v for (c, _), v in crashes.items() if c == camp) == total, camp
+    campaigns = {c for c, _ in crashes}
+    if server["fuzz_command"]:
+        assert "fuzz-cli" in campaigns
+    # the campaign page's worker table says the same
+    for camp in sorted(campaigns):
+        rows = _rows(get(server, "/campaigns/" + quote(camp, safe="")).text, "workers")
+        for r in rows:
+            assert _num(r["crashes"]) == own.get((camp, r["worker"]), 0), (camp, r)
+            assert _num(r["bugs"]) == own_bugs.get((camp, r["worker"]), 0), (camp, r)
+
+
+def test_campaign_bugs_are_that_campaigns_own(server):
+    """Item 21: a campaign page's bug table gives that campaign's hits, first and last
+    seen (its crashes), not the bug's global ones."""
+    per = {(c, s): (n, t0, t1) for c, s, n, t0, t1 in _sql(
+        server, "SELECT c.name, k.signature, count(*), min(k.found_at), max(k.found_at) "
+                "FROM crashes k JOIN campaigns c ON c.id = k.campaign_id GROUP BY 1, 2")}
+    glob = {s: n for s, n in _sql(server, "SELECT signature, count FROM bugs")}
+    shared = [(c, s) for (c, s), (n, _, _) in per.items() if n != glob[s]]
+    assert shared, "no bug hit by two campaigns: the fill cannot show this"
+    for camp in sorted({c for c, _ in per}):
+        body = get(server, "/campaigns/" + quote(camp, safe="")).text
+        sigs = re.findall(r'<tr data-signature="([^"]+)"', body)
+        rows = _rows(body, "bugs")
+        assert len(sigs) == len(rows)
+        for sig, r in zip(sigs, rows):
+            n, t0, t1 = per[(camp, sig)]
+            assert _num(r["hits"]) == n, (camp, sig, r["hits"], n)
+            assert r["first seen@t"] == pytest.approx(t0) and \
+                r["last seen@t"] == pytest.approx(t1), (camp, sig)
+
+
+def test_bug_counts_agree_with_the_cli(server):
+    """Item 14's rule: "bugs" are distinct bugs with duplicates left out, as `migfuzz bugs`
+    lists them, on every page and in /metrics; duplicates are counted apart."""
+    assert server["duplicates"], "the fill has no duplicate: no test"
+    cli = _cli_json(server)
+    assert sorted(b["signature"] for b in cli) == sorted(server["listed"])
+    n = len(cli)
+    body = get(server, "/").text
+    assert _num(re.search(r'id="bug-total">([^<]*)<', body).group(1)) == n
+    assert f"+{len(server['duplicates'])} duplicate" in body
+    body = get(server, "/bugs").text
+    assert _num(re.search(r'<span id="bug-count">([^<]*)<', body).group(1)) == n
+    assert sorted(re.findall(r'<tr data-signature="([^"]+)"', body)) == sorted(server["listed"])
+    _, samples = parse_metrics(get(server, "/metrics").text)
+    assert sum(v for m, _, v in samples if m == "migfuzz_bugs") == n
+    camp_metric: dict[str, float] = {}
+    for m, lab, v in samples:
+        if m == "migfuzz_campaign_bugs":
+            camp_metric[lab["campaign"]] = camp_metric.get(lab["campaign"], 0) + v
+    listed = {r["campaign"]: r for r in _rows(get(server, "/").text, "campaigns")}
+    assert "buckets" not in listed[next(iter(listed))]
+    for camp, row in listed.items():
+        want = len(_cli_json(server, "--campaign", camp))
+        assert _num(row["bugs"]) == want, camp
+        assert camp_metric.get(camp, 0) == want, camp
+        page = get(server, "/campaigns/" + quote(camp, safe="")).text
+        assert int(re.search(r'id="campaign-bug-total">(\d+)<', page).group(1)) == want
+        assert "Buckets" not in page
+
+
+def test_bug_list_hides_duplicates_by_default(server):
+    """Item 26: /bugs hides duplicates, as `migfuzz bugs` does; a toggle shows them, and
+    the status filter "duplicate" lists them."""
+    dups = server["duplicates"]
+    body = get(server, "/bugs").text
+    shown = re.findall(r'<tr data-signature="([^"]+)"', body)
+    assert not set(dups) & set(shown)
+    assert f"{len(dups)} duplicate(s) hidden" in body
+    assert 'name="duplicates"' in body                           # the toggle
+    body = get(server, "/bugs?duplicates=1").text
+    assert sorted(re.findall(r'<tr data-signature="([^"]+)"', body)) == sorted(server["bugs"])
+    body = get(server, "/bugs?status=duplicate").text
+    assert sorted(re.findall(r'<tr data-signature="([^"]+)"', body)) == sorted(dups)
+    # sorting keeps the toggle
+    body = get(server, "/bugs?duplicates=1").text
+    assert "duplicates=1" in re.search(r'<a class="sort" href="([^"]+)"', body).group(1)

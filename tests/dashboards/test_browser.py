@@ -27,7 +27,7 @@ def test_campaigns_page_and_campaign_charts(page, server):
     assert page.page.url.endswith("/campaigns/smoke-v5.16")
     charts = {fid: page.page.locator(f"#{fid} svg[data-points]").count()
               for fid in ("chart-rate", "chart-workers", "chart-coverage", "chart-corpus",
-                          "chart-buckets", "chart-executions")}
+                          "chart-bugs", "chart-executions")}
     assert all(n == 1 for n in charts.values()), charts
     assert all(n > 0 for n in drawn(page)), drawn(page)
     # one line per worker in the per-worker throughput chart, with a legend
@@ -41,7 +41,7 @@ def test_campaigns_page_and_campaign_charts(page, server):
 def test_bug_table_to_bug_page_and_swimlane(page, server):
     page.goto("/bugs")
     rows = page.page.locator("#bugs tbody tr")
-    assert rows.count() == len(server["bugs"])
+    assert rows.count() == len(server["listed"])
     # hits-over-time sparklines are drawn
     assert page.page.locator("#bugs span.spark svg[data-points]").count() == rows.count()
     page.shot("bugs")
@@ -50,7 +50,7 @@ def test_bug_table_to_bug_page_and_swimlane(page, server):
     page.page.wait_for_load_state("networkidle")
     assert "sort=count" in page.page.url
     counts = [int(t.replace(",", "")) for t in
-              page.page.locator("#bugs tbody td.r").all_inner_texts()]
+              page.page.locator("#bugs tbody td.hits").all_inner_texts()]
     assert counts == sorted(counts, reverse=True)
     # filter by kind through the select (it submits on change); a use-after-free always
     # has two or more actors, so its swimlane has lanes to compare
