@@ -34,6 +34,16 @@ test: setup system-packages
 	  $(PYTEST); \
 	fi
 
+# The soak check (bench/soak.py): 10-minute campaigns in process and on a 2-worker Ray
+# farm, into SQLite and PostgreSQL, then every triage command on what they stored (~45 min).
+SOAK_ARGS ?=
+soak: setup system-packages
+	@if [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then \
+	  unshare -n sh -c 'ip link set lo up && exec $(BIN)/python bench/soak.py $(SOAK_ARGS)'; \
+	else \
+	  $(BIN)/python bench/soak.py $(SOAK_ARGS); \
+	fi
+
 bench: setup
 	$(BIN)/python bench/engine.py
 
