@@ -51,10 +51,20 @@ def _int(d: dict, key: str, where: str, lo: int = 0, hi: int = 1 << 20) -> int:
     return v
 
 
+def _unicode(v, key: str, where: str) -> None:
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ScenarioError(f"{where}: {key!r} is not valid Unicode text (it holds a "
+                                f"lone surrogate)") from None
+
+
 def _name(d: dict, key: str, where: str) -> str:
     """A name: a printable string (no control characters, no lone surrogates: it is printed
     to terminals and stored as UTF-8) of 1 to MAX_NAME characters."""
     v = d.get(key)
+    _unicode(v, key, where)
     if not isinstance(v, str) or not 0 < len(v) <= MAX_NAME or not v.isprintable():
         raise ScenarioError(f"{where}: {key!r} must be a printable string of 1 to "
                             f"{MAX_NAME} characters")
@@ -64,6 +74,7 @@ def _name(d: dict, key: str, where: str) -> str:
 def _text(d: dict, key: str, where: str, limit: int) -> None:
     """Free text (a description): printable apart from newlines and tabs."""
     v = d.get(key, "")
+    _unicode(v, key, where)
     if not isinstance(v, str) or len(v) > limit or not \
             v.replace("\n", " ").replace("\t", " ").isprintable():
         raise ScenarioError(f"{where}: {key!r} must be printable text of at most {limit} "

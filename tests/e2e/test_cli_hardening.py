@@ -158,7 +158,6 @@ def _set(obj, path, value):
 @pytest.mark.parametrize("path,value", [
     (("scenario", "name"), "\ud800bad"),
     (("scenario", "actors", 0, "name"), "cpu\ud800"),
-    (("scenario", "mms", 0, "name"), "\udfff"),
     (("scenario", "description"), "a \ud800 description"),
     (("scenario", "kind"), "\x1b[31mred"),
     (("scenario", "name"), "two\nlines"),
@@ -184,7 +183,7 @@ def test_a_scenario_file_with_bad_text_or_bytes_is_one_line(tmp_path):
     sc = base_input()["scenario"]
     sc["name"] = "\ud800bad"
     one_line_error(migfuzz("run", "--scenario", str(write_json(tmp_path / "s.json", sc))),
-                   "'name' must be a printable string")
+                   "'name' is not valid Unicode")
     raw = tmp_path / "raw.json"
     raw.write_bytes(b'{"name": "\xff\xfe"}')
     one_line_error(migfuzz("run", "--scenario", str(raw)), str(raw))
