@@ -190,7 +190,7 @@ def build(release_name: str, config_name: str = "base", jobs: int | None = None,
         label = f"build {rel.name} {config_name}"
         t0 = time.monotonic()
         cpu = 0.0
-        with open(logpath, "a") as logf:
+        with open(logpath, "a", buffering=1) as logf:
             logf.write(f"\n=== migfuzz kernel build {key} at {time.ctime()} ===\n")
             logf.flush()
             # configure: tinyconfig, the fragment on top, olddefconfig; then check it stuck

@@ -37,7 +37,11 @@ INIT_PROLOGUE = r"""#!/bin/busybox sh
 export PATH=/bin
 mf_event() { n="$1"; shift; if [ -n "$1" ]; then echo "MIGFUZZ {\"event\": \"$n\", $*}"; else echo "MIGFUZZ {\"event\": \"$n\"}"; fi; }
 echo 1 > /proc/sys/kernel/sysrq
-mf_event init "\"uptime\": $(cut -d' ' -f1 /proc/uptime), \"kernel\": \"$(uname -r)\", \"cpus\": $(grep -c ^processor /proc/cpuinfo)"
+# THP only where asked (MADV_HUGEPAGE), as most distributions and the selftests expect:
+# under "always" every anonymous buffer is a THP and 6.1's make_device_exclusive_range()
+# refuses the PTE-mapped THP's tail pages (hmm-tests' exclusive tests then fail with EBUSY)
+echo madvise > /sys/kernel/mm/transparent_hugepage/enabled
+mf_event init "\"uptime\": $(cut -d' ' -f1 /proc/uptime), \"kernel\": \"$(uname -r)\", \"cpus\": $(grep -c ^processor /proc/cpuinfo), \"thp\": \"$(cat /sys/kernel/mm/transparent_hugepage/enabled)\""
 cd /tmp
 """
 INIT_EPILOGUE = r"""

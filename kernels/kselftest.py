@@ -21,8 +21,8 @@ import re
 from dataclasses import asdict, dataclass, field
 
 _RUN = re.compile(r"#\s+RUN\s+(\S+) \.\.\.")
-_OKFAIL = re.compile(r"#\s+(OK|FAIL)\s+(\S+)\s*$")
-_SKIPLOG = re.compile(r"#\s+SKIP\s+(.*)$")
+_OKFAIL = re.compile(r"^#\s+(OK|FAIL)\s+(\S+)\s*$")
+_SKIPLOG = re.compile(r"^#\s+SKIP\s+(.*)$")
 _TAP = re.compile(r"^(not ok|ok) (\d+)(?: ([^#\s]\S*))?\s*(?:# (SKIP|XFAIL|TODO|XPASS)\s*(.*))?$")
 _TOTALS = re.compile(r"# Totals: pass:(\d+) fail:(\d+) xfail:(\d+) xpass:(\d+) skip:(\d+) "
                      r"error:(\d+)")
