@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from . import oracles
-from .findings import Finding
+from .findings import Finding, model_error
 from .scenario import build, validate
 from .sched import Diverged, run, trace_hash
 from .strategies.replay import Replay, rle_decode, rle_encode
@@ -85,12 +85,18 @@ def execute(scenario: dict, variant, strategy, *, seed: int | None = None,
             strategy.diverged_at = err
         if strategy.diverged_at is not None:
             diverged, diverged_step = str(strategy.diverged_at), strategy.diverged_at.step
-    if st.deadlocked:
-        oracles.deadlock(k, st.blocked)
-    elif st.hung:
-        oracles.hang(k, st.blocked, built.max_steps)
+    if st.error is not None:
+        k.findings.append(model_error(st.error, k.step))
     else:
-        oracles.end_state(k)
+        try:
+            if st.deadlocked:
+                oracles.deadlock(k, st.blocked)
+            elif st.hung:
+                oracles.hang(k, st.blocked, built.max_steps)
+            else:
+                oracles.end_state(k)
+        except Exception as e:           # an oracle that cannot read the state it checks
+            k.findings.append(model_error(e, k.step))
     return Result(
         scenario=scenario["name"], variant=vname,
         strategy=getattr(strategy, "name", type(strategy).__name__), seed=seed,

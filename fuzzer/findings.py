@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 KINDS = (
     "DEADLOCK", "LOCK_LEAK", "REFCOUNT_LEAK", "REFCOUNT_UNDERFLOW", "USE_AFTER_FREE",
     "LOST_WRITE", "STALE_MIGRATION_ENTRY", "LRU_LEAK", "HANG", "UNEXPECTED_RESULT",
-    "POTENTIAL_DEADLOCK", "BAD_UNLOCK",
+    "POTENTIAL_DEADLOCK", "BAD_UNLOCK", "MODEL_ERROR",
 )
 
 
@@ -32,3 +32,27 @@ class Finding:
     def to_json(self) -> dict:
         return {"kind": self.kind, "title": self.title, "signature": self.signature,
                 "sites": list(self.sites), "step": self.step, "detail": self.detail}
+
+
+_PKG = __file__.rsplit("/", 1)[0] + "/"     # this package's directory
+
+
+def model_error(exc: BaseException, step: int) -> Finding:
+    """An exception inside the model or an oracle during one execution, as a finding: the
+    campaign goes on, the input is kept, and replaying it raises the same exception at the
+    same step. The signature is the exception type and the innermost model function it
+    came from (not the message, which names pages; not line numbers, which move with
+    every edit), so one broken rule is one bucket."""
+    import traceback
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if f.filename.startswith(_PKG)] or frames
+    where = ours[-1] if ours else None
+    site = (f"{where.filename[len(_PKG):].removesuffix('.py').replace('/', '.')}."
+            f"{where.name}" if where and where.filename.startswith(_PKG)
+            else (where.name if where else "?"))
+    kind = type(exc).__name__
+    message = str(exc).splitlines()[0][:160] if str(exc) else ""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return Finding("MODEL_ERROR", f"MODEL_ERROR: {kind} in {site}"
+                   + (f": {message}" if message else ""), (kind, site), step,
+                   {"exception": kind, "traceback": text[-4000:]})

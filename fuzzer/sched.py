@@ -63,7 +63,7 @@ class Actor:
 
 class RunStats:
     __slots__ = ("steps", "preemptions", "trace", "pairs", "deadlocked", "hung", "blocked",
-                 "choices")
+                 "choices", "error")
 
     def __init__(self):
         self.steps = 0
@@ -74,6 +74,7 @@ class RunStats:
         self.hung = False
         self.blocked: list[tuple[Actor, Wait]] = []
         self.choices: list[int] = []       # the actor picked at each decision point
+        self.error: Exception | None = None   # what a step of the model raised, if any
 
 
 def trace_hash(trace: list[tuple[int, str, object]]) -> str:
@@ -153,6 +154,9 @@ def run(kernel: Kernel, actors: list[Actor], strategy: Strategy, max_steps: int)
             live.remove(a)
             live_idx = tuple(a.index for a in live)
             continue
+        except Exception as e:           # a broken model step: a finding, not a crash
+            st.error = e
+            break
         if y.__class__ is Wait:
             a.wait = y
             waiting += 1

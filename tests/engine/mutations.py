@@ -1,5 +1,6 @@
 """Deliberately broken copies of engine steps, shared by the oracle and golden tests."""
 import fuzzer.migrate as mv
+import fuzzer.oracles as oracles
 from fuzzer.state import Kernel
 
 
@@ -28,3 +29,18 @@ def skip_restore(monkeypatch):
         yield from orig(k, old, new, site, only)
 
     monkeypatch.setattr(mv, "remove_migration_ptes", broken)
+
+
+def negative_mapcount(monkeypatch):
+    """At the end of a run a live page has mapcount -1 and its map references gone (the
+    kind of damage a skipped reverse-map update does): oracles.end_state cannot read it."""
+    orig = oracles.end_state
+
+    def broken(k):
+        for page in k.pages.values():
+            if not page.free:
+                page.refs["map"] = []
+                page.mapcount = -1
+        return orig(k)
+
+    monkeypatch.setattr(oracles, "end_state", broken)

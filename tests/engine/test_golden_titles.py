@@ -13,7 +13,7 @@ from corpus.builtin import get_scenario
 from fuzzer.execute import execute, replay
 from fuzzer.search.lockgraph import LockGraph
 from fuzzer.strategies import RandomWalk, RoundRobin
-from mutations import break_method, skip_restore
+from mutations import break_method, negative_mapcount, skip_restore
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden_findings.json")
@@ -68,6 +68,7 @@ CASES = {
     "unexpected_result": lambda mp: engine(one_mm([dict(MIGRATE2, expect={"migrated": 3})]),
                                            "v6.1"),
     "potential_deadlock": lambda mp: potential_deadlock(),
+    "model_error": lambda mp: (negative_mapcount(mp), engine("migrate", "v5.16"))[1],
 }
 
 
