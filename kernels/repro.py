@@ -72,6 +72,7 @@ class RunResult:
     lost: list[dict] = field(default_factory=list)
     findings: list[dict] = field(default_factory=list)    # kernel findings, with "iter"
     final: dict | None = None     # the end-of-run re-check of every leak found
+    ops: list[dict] = field(default_factory=list)  # per-op results (-v, first repeat)
 
     @property
     def ran(self) -> int:
@@ -108,6 +109,8 @@ def parse_run(text: str, mode: str, planned: int) -> RunResult:
             res.lost.append(o)
         elif t == "final":
             res.final = o
+        elif t == "op":
+            res.ops.append(o)
     for f in console.findings(text):
         it = sum(1 for s in starts if s < f.line)       # the iteration it happened in
         res.findings.append({"kind": f.kind, "title": f.title, "line": f.line, "iter": it,

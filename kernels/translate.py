@@ -11,7 +11,8 @@ migrate     ``HMM_DMIRROR_MIGRATE_TO_DEV`` on the range, through the actor's own
 evict       ``HMM_DMIRROR_RELEASE``: the device gives all its memory back (to RAM)
 read/write  CPU loads/stores of the first word of every page (faults, migrate_to_ram)
 zap         ``madvise(MADV_DONTNEED)``
-fork        ``fork()``; the child holds the forked mm until the end of the repeat
+fork        ``fork()``; the child serves the ops other actors run on the forked mm (an op
+            on it before the fork is skipped, as in the model) until the repeat ends
 compact     ``/proc/sys/vm/compact_memory``: whole-system compaction (the guest cannot
             compact one range; a superset of the model's step)
 =========== ==================================================================================
@@ -26,8 +27,8 @@ What the guest cannot express is refused by name (:class:`Untranslatable`), neve
 approximated: GUP pins held across other actors' steps (``pin``, ``unpin``, ``gup_fast``:
 test_hmm has no pin ioctl), ``reclaim`` and ``swapped`` pages (the guest has no swap),
 fault injection (``fail_alloc``, ``fail_isolate``, ``bad_args``), pages shared between mms
-by the layout, ``special`` vmas, more than one mm (every actor runs in one process; an op on
-another mm, a forked child's included, is refused), more than two devices.
+by the layout, ``special`` vmas, a second mm that is not a fork of the first (every actor
+runs in one process; a forked child runs the ops on its mm), more than two devices.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from fuzzer.state import HPAGE_NR
 
 GUEST_HPAGE = 512            # 4 KiB pages in a 2 MiB THP on x86-64
 MAX_DEVICES = 2              # /dev/hmm_dmirror0 and 1: the device-private ones
+MAX_FORKS = 8                # the guest program's child slots (ids 1..7)
 SPEC_VERSION = 1
 REFUSED_OPS = {
     "pin": "a GUP pin held across other actors' steps has no user-space driver in the "
@@ -65,8 +67,13 @@ class GuestOp:
     value: int = 0
     repeat: int = 1
     dev: int = 0
+    child: int = 0            # run in forked child N's mm (0: the main process)
 
     def line(self) -> str:
+        text = self._line()
+        return f"{text} @{self.child}" if self.child else text
+
+    def _line(self) -> str:
         k = self.kind
         if k in ("migrate", "tosys"):
             return f"{k} {self.start} {self.npages} {self.dev}"
@@ -78,6 +85,8 @@ class GuestOp:
             return f"write {self.start} {self.npages} {self.value} {self.repeat}"
         if k == "zap":
             return f"zap {self.start} {self.npages}"
+        if k == "fork":
+            return f"fork {self.value}"
         return k
 
 
@@ -132,8 +141,14 @@ def translate(scenario: dict, kind: str | None = None) -> GuestProgram:
                              f"{MAX_DEVICES} device-private dmirror devices")
     dev_index = {d: i for i, d in enumerate(devices)}
     main_mm = mms[0]["name"]
-    forked = {c["child"] for a in scenario["actors"] for c in a["program"]
-              if c["op"] == "fork"}
+    forked: dict[str, int] = {}            # forked mm -> the guest's child id
+    for a in scenario["actors"]:
+        for c in a["program"]:
+            if c["op"] == "fork":
+                forked.setdefault(c["child"], len(forked) + 1)
+    if len(forked) >= MAX_FORKS:
+        raise Untranslatable(f"mm {sorted(forked)[-1]!r}: the guest holds at most "
+                             f"{MAX_FORKS - 1} forked mms")
 
     # refusals, by name
     for mm in mms[1:]:
@@ -162,9 +177,9 @@ def translate(scenario: dict, kind: str | None = None) -> GuestProgram:
             for key, why in REFUSED_KEYS.items():
                 if c.get(key):
                     raise Untranslatable(f"{where} with {key!r}: {why}")
-            if "mm" in c and c["mm"] in forked:
-                raise Untranslatable(f"{where} on the forked mm {c['mm']!r}: the guest "
-                                     f"forks, but no other actor can run in the child")
+            if op == "fork" and c["mm"] in forked:
+                raise Untranslatable(f"{where}: a fork of a forked mm ({c['mm']!r}) is not "
+                                     f"expressible in the guest")
             if c.get("device") is not None and c["device"] not in dev_index:
                 raise Untranslatable(f"{where}: unknown device {c['device']!r}")
 
@@ -202,6 +217,11 @@ def translate(scenario: dict, kind: str | None = None) -> GuestProgram:
             op = c["op"]
             s, n = g(c.get("start", 0)), g(c.get("npages", 0))
             dev = dev_index.get(c.get("device", devices[0]), 0)
+            child = forked.get(c.get("mm", ""), 0)   # 0: the main process's mm
+            n_before = len(ga.ops)
+            if op == "fork":
+                ga.ops.append(GuestOp("fork", value=forked[c["child"]]))
+                continue
             if op == "migrate":
                 ga.ops.append(GuestOp("migrate", s, n, dev=dev))
             elif op == "evict":
@@ -211,17 +231,20 @@ def translate(scenario: dict, kind: str | None = None) -> GuestProgram:
             elif op == "write":
                 base = c["value"] if "value" in c else (ai + 1) * 10**9 + q * 10**6
                 ga.ops.append(GuestOp("write", s, n, value=base, repeat=c.get("repeat", 1)))
-                for p in range(n):
+                for p in range(n if not child else 0):
                     events.setdefault(s + p, []).append((ai, "write", base + p))
             elif op == "zap":
                 ga.ops.append(GuestOp("zap", s, n))
-                for p in range(n):
+                for p in range(n if not child else 0):
                     events.setdefault(s + p, []).append((ai, "zap", 0))
-            elif op in ("fork", "compact"):
+            elif op == "compact":
                 ga.ops.append(GuestOp(op))
             else:                                   # an op this translator does not know
                 raise Untranslatable(f"actor {a['name']!r}: op {q} {op!r} has no guest "
                                      f"equivalent")
+            if child:
+                for gop in ga.ops[n_before:]:
+                    gop.child = child
         actors.append(ga)
 
     checks = _checks(vmas, initial, events)

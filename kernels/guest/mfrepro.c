@@ -81,7 +81,7 @@ struct mf_dmirror_cmd {
 #define MAX_CHECKS 4096
 #define MAX_DEVS 2
 #define MAX_SUSPECTS 65536
-#define MAX_CHILDREN 64
+#define MAX_FORKS 8
 
 enum op_kind { OP_MIGRATE, OP_TOSYS, OP_EVICT, OP_READ, OP_WRITE, OP_ZAP, OP_FORK,
 	       OP_COMPACT };
@@ -90,7 +90,8 @@ static const char *op_names[] = { "migrate", "tosys", "evict", "read", "write", 
 
 struct vma { unsigned long start, npages; int prot, shared, thp; };
 struct lay { unsigned long start, npages; char state[16]; uint64_t value; int dev; };
-struct op { int kind; unsigned long start, npages; uint64_t value; int repeat, dev; };
+struct op { int kind; unsigned long start, npages; uint64_t value; int repeat, dev, child,
+		    value_id; };
 struct actor {
 	char name[64];
 	int nops;
@@ -124,10 +125,13 @@ static long migrated_pages;
 static long lost_writes;
 static long thp_missing, thp_formed;
 
-static pid_t children[MAX_CHILDREN];
-static int child_pipe[MAX_CHILDREN];
-static volatile int nchildren;
-static pthread_mutex_t child_lock = PTHREAD_MUTEX_INITIALIZER;
+/* forked children, by the spec's child id: each serves the ops that run in its mm */
+struct child {
+	pid_t pid;
+	int req, ack;               /* parent's ends: requests out, acks in */
+	pthread_mutex_t lock;       /* one request at a time */
+};
+static struct child forks[MAX_FORKS];
 
 static int verbose;
 
@@ -270,8 +274,18 @@ static void parse(const char *path)
 				if (sscanf(line, "%*s %lu %lu", &o->start, &o->npages) != 2)
 					die(2, "spec line %d: bad zap", lineno);
 				break;
+			case OP_FORK:
+				if (sscanf(line, "%*s %d", &o->value_id) != 1 ||
+				    o->value_id < 1 || o->value_id >= MAX_FORKS)
+					die(2, "spec line %d: bad fork", lineno);
+				break;
 			default:
 				break;
+			}
+			if (strchr(line, '@')) {
+				o->child = atoi(strchr(line, '@') + 1);
+				if (o->child < 1 || o->child >= MAX_FORKS || o->kind == OP_FORK)
+					die(2, "spec line %d: bad @child", lineno);
 			}
 			if (o->dev < 0 || o->dev >= MAX_DEVS)
 				die(2, "spec line %d: device index out of range", lineno);
@@ -311,64 +325,117 @@ static void count_err(int e)
 	__atomic_add_fetch(&ioctl_errs[i], 1, __ATOMIC_RELAXED);
 }
 
-static void dmirror(int fd, unsigned long req, unsigned long start, unsigned long npages)
+static volatile int report_ops;   /* -v: each dmirror op's result, first repeat only */
+
+static void dmirror(int fd, unsigned long req, unsigned long start, unsigned long npages,
+		    const char *who)
 {
 	struct mf_dmirror_cmd cmd;
-	void *bounce = malloc(npages * PAGE);
+	void *bounce = malloc((npages ? npages : 1) * PAGE);
+	int ret, err = 0;
 
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.addr = (uint64_t)(uintptr_t)addr_of(start);
 	cmd.ptr = (uint64_t)(uintptr_t)bounce;
 	cmd.npages = npages;
-	if (ioctl(fd, req, &cmd) < 0)
-		count_err(errno);
-	else
+	ret = ioctl(fd, req, &cmd);
+	if (ret < 0) {
+		err = errno;
+		count_err(err);
+	} else {
 		__atomic_add_fetch(&migrated_pages, (long)cmd.cpages, __ATOMIC_RELAXED);
+	}
+	if (report_ops)
+		out("MIGFUZZ {\"mfr\":\"op\",\"actor\":\"%s\",\"op\":\"%s\","
+		    "\"start\":%lu,\"npages\":%lu,\"errno\":%d,\"cpages\":%" PRIu64 "}",
+		    who, req == MF_MIGRATE_TO_DEV ? "migrate" : req == MF_MIGRATE_TO_SYS ?
+		    "tosys" : "evict", start, npages, err, ret < 0 ? 0 : cmd.cpages);
 	free(bounce);
 }
 
-static void child_wait_forever(int rfd)
+static void run_op(struct actor *a, struct op *o, int *fds);
+
+/* the child's loop: run each requested (actor, op) in this mm, then acknowledge */
+static void child_serve(int req, int ack)
 {
-	char c;
-	/* hold the forked mm until the parent closes the pipe */
-	while (read(rfd, &c, 1) < 0 && errno == EINTR)
-		;
-	_exit(0);
+	int fds[MAX_DEVS] = { -1, -1 };
+	int msg[2];
+	char c = 1;
+
+	for (;;) {
+		ssize_t n = read(req, msg, sizeof(msg));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != sizeof(msg))
+			_exit(0);
+		if (msg[0] < 0 || msg[0] >= nactors || msg[1] < 0 || msg[1] >= actors[msg[0]].nops)
+			_exit(2);
+		for (int d = 0; d < MAX_DEVS; d++)
+			if (fds[d] < 0 && d < ndevs_used)
+				fds[d] = open_dev(d);   /* a dmirror of the child's own mm */
+		run_op(&actors[msg[0]], &actors[msg[0]].ops[msg[1]], fds);
+		if (write(ack, &c, 1) != 1)
+			_exit(2);
+	}
 }
 
-static void do_fork(void)
+static void do_fork(int id)
 {
-	int p[2];
+	int rq[2], ak[2];
 	pid_t pid;
 
-	if (pipe(p) < 0)
+	if (id < 1 || id >= MAX_FORKS || forks[id].pid > 0 || pipe(rq) < 0)
 		return;
+	if (pipe(ak) < 0) {
+		close(rq[0]);
+		close(rq[1]);
+		return;
+	}
 	pid = fork();
 	if (pid == 0) {
-		close(p[1]);
-		child_wait_forever(p[0]);
+		close(rq[1]);
+		close(ak[0]);
+		child_serve(rq[0], ak[1]);
 	}
-	close(p[0]);
+	close(rq[0]);
+	close(ak[1]);
 	if (pid < 0) {
-		close(p[1]);
+		close(rq[1]);
+		close(ak[0]);
 		return;
 	}
-	pthread_mutex_lock(&child_lock);
-	if (nchildren < MAX_CHILDREN) {
-		children[nchildren] = pid;
-		child_pipe[nchildren] = p[1];
-		nchildren++;
-	}
-	pthread_mutex_unlock(&child_lock);
+	forks[id].req = rq[1];
+	forks[id].ack = ak[0];
+	__atomic_store_n(&forks[id].pid, pid, __ATOMIC_RELEASE);
+}
+
+/* an op in a child's mm: skipped when that child does not exist (yet), as in the model */
+static void in_child(struct actor *a, struct op *o)
+{
+	struct child *c = &forks[o->child];
+	int msg[2] = { (int)(a - actors), (int)(o - a->ops) };
+	char r;
+
+	if (__atomic_load_n(&c->pid, __ATOMIC_ACQUIRE) <= 0)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (write(c->req, msg, sizeof(msg)) == sizeof(msg))
+		while (read(c->ack, &r, 1) < 0 && errno == EINTR)
+			;
+	pthread_mutex_unlock(&c->lock);
 }
 
 static void reap_children(void)
 {
-	for (int i = 0; i < nchildren; i++) {
-		close(child_pipe[i]);
-		waitpid(children[i], NULL, 0);
+	for (int i = 1; i < MAX_FORKS; i++) {
+		if (forks[i].pid <= 0)
+			continue;
+		close(forks[i].req);
+		close(forks[i].ack);
+		waitpid(forks[i].pid, NULL, 0);
+		forks[i].pid = 0;
 	}
-	nchildren = 0;
 }
 
 static void write_file(const char *path, const char *s)
@@ -382,17 +449,17 @@ static void write_file(const char *path, const char *s)
 	close(fd);
 }
 
-static void run_op(struct actor *a, struct op *o)
+static void run_op(struct actor *a, struct op *o, int *fds)
 {
 	switch (o->kind) {
 	case OP_MIGRATE:
-		dmirror(a->fd[o->dev], MF_MIGRATE_TO_DEV, o->start, o->npages);
+		dmirror(fds[o->dev], MF_MIGRATE_TO_DEV, o->start, o->npages, a->name);
 		break;
 	case OP_TOSYS:
-		dmirror(a->fd[o->dev], MF_MIGRATE_TO_SYS, o->start, o->npages);
+		dmirror(fds[o->dev], MF_MIGRATE_TO_SYS, o->start, o->npages, a->name);
 		break;
 	case OP_EVICT:
-		dmirror(a->fd[o->dev], MF_RELEASE, 0, 0);
+		dmirror(fds[o->dev], MF_RELEASE, 0, 0, a->name);
 		break;
 	case OP_READ:
 		for (int r = 0; r < o->repeat; r++)
@@ -409,7 +476,7 @@ static void run_op(struct actor *a, struct op *o)
 			count_err(errno);
 		break;
 	case OP_FORK:
-		do_fork();
+		do_fork(o->value_id);
 		break;
 	case OP_COMPACT:
 		write_file("/proc/sys/vm/compact_memory", "1");
@@ -427,8 +494,14 @@ static void *actor_main(void *arg)
 		;
 	for (volatile unsigned long s = 0; s < a->jitter; s++)
 		;
-	for (a->cur = 0; a->cur < a->nops; a->cur++)
-		run_op(a, &a->ops[a->cur]);
+	for (a->cur = 0; a->cur < a->nops; a->cur++) {
+		struct op *o = &a->ops[a->cur];
+
+		if (o->child)
+			in_child(a, o);
+		else
+			run_op(a, o, a->fd);
+	}
 	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -582,7 +655,7 @@ static void lay_out(void)
 			else
 				thp_missing++;
 		} else if (!strcmp(e->state, "device")) {
-			dmirror(setup_fd[e->dev], MF_MIGRATE_TO_DEV, e->start, e->npages);
+			dmirror(setup_fd[e->dev], MF_MIGRATE_TO_DEV, e->start, e->npages, "layout");
 		}
 	}
 	for (int v = 0; v < nvmas; v++)
@@ -642,6 +715,7 @@ static void run_repeat(int iter, int rep, int race, unsigned long jitter, int ti
 {
 	time_t deadline = time(NULL) + timeout;
 
+	report_ops = verbose && iter == 0 && rep == 0;
 	map_all();
 	lay_out();
 	record_pfns();
@@ -703,6 +777,8 @@ int main(int argc, char **argv)
 	spec = argv[optind];
 	setvbuf(stdout, NULL, _IONBF, 0);
 	parse(spec);
+	for (int i = 0; i < MAX_FORKS; i++)
+		pthread_mutex_init(&forks[i].lock, NULL);
 	pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
 	kflags_fd = open("/proc/kpageflags", O_RDONLY);
 	kcount_fd = open("/proc/kpagecount", O_RDONLY);

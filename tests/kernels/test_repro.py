@@ -70,6 +70,24 @@ def test_an_actor_the_guest_cannot_express_is_refused_by_name(change, name):
     assert "\n" not in str(e.value)
 
 
+def test_fork_child_ops_run_in_the_child():
+    from corpus.builtin import get_scenario
+    prog = translate(get_scenario("cow-in-device"))
+    ops = prog.actors[0].ops
+    assert [op.kind for op in ops] == ["migrate", "fork", "write", "read", "read"]
+    assert ops[1].line() == "fork 1"
+    assert ops[3].child == 1 and ops[3].line().endswith("@1")
+    assert ops[2].child == 0
+    # the child's writes do not decide the parent's pages
+    sc = get_scenario("anon-write-child")
+    prog = translate(sc)
+    assert prog.checks == [(0, 2, 100)]
+    sc = copy.deepcopy(sc)
+    sc["actors"][0]["program"].append({"op": "fork", "mm": "B", "child": "C"})
+    with pytest.raises(Untranslatable, match="fork of a forked mm"):
+        translate(sc)
+
+
 def test_second_mm_and_swap_are_refused():
     from corpus.builtin import get_scenario
     with pytest.raises(Untranslatable, match="migB"):
