@@ -56,7 +56,7 @@ def explain_bug(inp: dict, signature: str) -> dict[str, Any]:
         "other_findings": [x.title for x in r.findings if x.signature != signature],
         "scenario": describe_scenario(inp["scenario"]),
         "lanes": {"actors": r.actors,
-                  "steps": [[who, site, n in marks] for n, (who, site, _)
+                  "steps": [[who, site, n in marks, fmt_obj(obj)] for n, (who, site, obj)
                             in enumerate(r.trace[:MAX_STEPS_SHOWN])]},
         "result": {"trace_hash": r.trace_hash,
                    "findings": [{"kind": x.kind, "title": x.title,

@@ -103,20 +103,23 @@
       }
       n += pts.length;
     });
-    if (series.length > 1) legend(fig, series.map(function (s) { return s.name; }));
+    if (series.length > 1 || data.legend) legend(fig, series.map(function (s) { return s.name; }));
     svg.setAttribute("data-points", n);
   }
 
+  /* names: strings (colour i) or [colour class index, text] pairs */
   function legend(fig, names) {
     var ul = document.createElement("ul");
     ul.className = "legend";
     names.forEach(function (nm, i) {
       var li = document.createElement("li");
-      li.className = "s" + (i % 8);
-      li.textContent = nm;
+      var cls = Array.isArray(nm) ? nm[0] : i;
+      li.className = "s" + (cls % 8);
+      li.textContent = Array.isArray(nm) ? nm[1] : nm;
       ul.appendChild(li);
     });
     fig.appendChild(ul);
+    return ul;
   }
 
   function bars(fig, data) {
@@ -143,34 +146,54 @@
     svg.setAttribute("data-points", pts.length);
   }
 
+  /* bars: [label, value] or [label, value, group index]; with data.groups
+   * ([{name, cls}]) a bar's colour is its group's and a legend says what each colour means;
+   * without, every bar has one colour (a colour per bar would mean nothing) */
   function hbars(fig, data) {
-    var items = data.bars || [];
+    var items = data.bars || [], groups = data.groups || [];
     if (!items.length) return empty(fig);
-    var W = 560, row = 22, L = 170, R = 50, H = items.length * row + 8;
+    var W = 560, row = 22, L = 190, R = 50, H = items.length * row + 8;
     var m = Math.max.apply(null, items.map(function (b) { return b[1]; })) || 1;
     var svg = frame(fig, W, H);
+    var used = {};
     items.forEach(function (b, i) {
       var y = 4 + i * row, w = Math.max(b[1] / m * (W - L - R), 1);
-      text(svg, L - 6, y + 15, String(b[0]).slice(0, 26), "tick", "end");
-      var r = el("rect", {x: L, y: y + 3, width: w, height: row - 6, "class": "bar s" + (i % 8)}, svg);
-      tip(r, b[0] + ": " + b[1]);
+      var g = groups[b[2]], cls = g ? g.cls : 0;
+      if (g) used[b[2]] = true;
+      var label = String(b[0]);
+      var t = text(svg, L - 6, y + 15, label.length > 30 ? label.slice(0, 29) + "…" : label, "tick", "end");
+      tip(t, label);
+      var r = el("rect", {x: L, y: y + 3, width: w, height: row - 6, "class": "bar s" + cls}, svg);
+      tip(r, label + ": " + b[1] + (g ? " (" + g.name + ")" : ""));
       text(svg, L + w + 4, y + 15, fmt(b[1]), "tick", "start");
     });
+    if (groups.length) {
+      var ul = legend(fig, groups.map(function (g, i) { return used[i] ? [g.cls, g.name] : null; })
+        .filter(function (x) { return x; }));
+      ul.classList.add("groups");
+    }
     svg.setAttribute("data-points", items.length);
   }
 
-  /* swimlane overview: one horizontal lane per actor, one tick per step; decisive steps
-   * are tall and red; a click scrolls the step table to that step */
+  /* swimlane overview: one horizontal lane per actor, one tick per step, as wide as the
+   * figure (a long trace scrolls sideways at 3 px a step at least); decisive steps are tall
+   * and red; every tick has a <title> tooltip (step, actor, site, object); a click scrolls
+   * the step table to that step */
   function lanes(fig, data) {
     var actors = data.actors || [], steps = data.steps || [];
     if (!actors.length || !steps.length) return empty(fig, "no steps");
-    var per = steps.length <= 60 ? 14 : steps.length <= 200 ? 6 : 3;
-    var lane = 26, L = 90, R = 10, T = 6, W = L + R + steps.length * per;
+    var lane = 30, L = 90, R = 10, T = 6;
+    var avail = Math.max(fig.clientWidth - 22, 320);
+    var W = Math.max(avail, L + R + steps.length * 3);
     var H = T + actors.length * lane + 22, sw = (W - L - R) / steps.length;
     var svg = frame(fig, W, H);
     svg.classList.add("lanes");
-    svg.setAttribute("width", W);
-    svg.setAttribute("height", H);
+    if (W > avail) {
+      svg.setAttribute("width", W);
+      svg.setAttribute("height", H);
+    } else {
+      svg.classList.add("fit");
+    }
     actors.forEach(function (a, i) {
       var y = T + i * lane;
       el("rect", {x: L, y: y, width: W - L - R, height: lane - 4, "class": "lane-bg"}, svg);
@@ -178,15 +201,18 @@
     });
     steps.forEach(function (s, n) {
       var y = T + s[0] * lane, mark = s[2];
-      var r = el("rect", {x: L + n * sw, y: mark ? y : y + 5, width: Math.max(sw - 0.5, 0.8),
-                          height: mark ? lane - 4 : lane - 14,
+      var r = el("rect", {x: L + n * sw, y: mark ? y : y + 6, width: Math.max(sw - (sw > 4 ? 1 : 0.5), 0.8),
+                          height: mark ? lane - 4 : lane - 16,
                           "class": "tickmark lane-" + (s[0] % 8) + (mark ? " mark" : ""),
                           "data-step": n}, svg);
-      tip(r, "step " + n + ": " + actors[s[0]] + " " + s[1]);
+      tip(r, "step " + n + ": " + actors[s[0]] + " " + s[1] + (s[3] ? " " + s[3] : "") +
+          (mark ? " (decisive: on the involved page or address)" : ""));
     });
-    ticks(0, steps.length - 1, 8).forEach(function (v) {
-      text(svg, L + v * sw, H - 4, String(v), "tick");
-    });
+    var every = Math.max(1, Math.ceil(40 / sw));
+    ticks(0, steps.length - 1, Math.min(16, Math.max(2, Math.floor(steps.length / every))))
+      .forEach(function (v) {
+        text(svg, L + v * sw + sw / 2, H - 4, String(v), "tick");
+      });
     svg.addEventListener("click", function (ev) {
       var n = ev.target.getAttribute && ev.target.getAttribute("data-step");
       var row = n !== null && document.getElementById("step-" + n);
