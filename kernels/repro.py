@@ -357,6 +357,112 @@ def _tail(text: str) -> str:
     return " | ".join(lines[-3:])[:300]
 
 
+# ------------------------------------------------------------------ model vs kernel
+SELFTEST_SCENARIOS = ("migrate", "migrate-fault", "migrate-multiple", "migrate-shared",
+                      "migrate-release", "migrate-mixed", "migrate-partial-unmap-fault",
+                      "gup-pin", "cow-in-device", "anon-write-child", "migrate-thp")
+_WHERE = {0: "-", 1: "Z", 2: "R", 3: "M", 4: "D", 5: "S"}   # fuzzer.state pte kinds
+
+
+def model_end_state(scenario: dict, variant: str = "v6.1") -> dict:
+    """The model's serial run (round robin: each actor as if alone, as the selftests run):
+    its findings, pages migrated, and where each page of the first mm ends, in the guest's
+    letters (R RAM, Z zero page, D device, S swap, - none), one per guest page."""
+    from fuzzer.execute import execute
+    from fuzzer.strategies.round_robin import RoundRobin
+    r = execute(scenario, variant, RoundRobin())
+    mm = r.kernel.mms[scenario["mms"][0]["name"]]
+    prog = translate(scenario)
+    where = []
+    for v in scenario["mms"][0]["vmas"]:
+        for vpn in range(v["start"], v["start"] + v["npages"]):
+            where.append(_WHERE.get(mm.walk(vpn)[0], "?") * prog.scale)
+    return {"findings": [f.kind for f in r.findings], "migrated": r.migrated * prog.scale,
+            "requested": r.requested * prog.scale, "where": "".join(where)}
+
+
+def kernel_end_state(run: RunResult) -> dict:
+    """The same from one serial run of the guest program with -v (first repeat)."""
+    where = next((o["pages"] for o in reversed(run.ops) if o.get("mfr") == "where"), None)
+    ops = [o for o in run.ops if o.get("mfr") == "op" and o.get("actor") != "layout"]
+    it = run.iterations[0] if run.iterations else {}
+    return {"where": where, "ops": [(o["op"], o["errno"], o["cpages"]) for o in ops],
+            "migrated": sum(o["cpages"] for o in ops if o["op"] == "migrate"),
+            "lost_writes": it.get("lost_writes"),
+            "leaked": (it.get("leaked_thp", 0) or 0) + (it.get("leaked_pages", 0) or 0),
+            "findings": [f["kind"] for f in run.findings]}
+
+
+def compare_script(progs: dict[str, GuestProgram]) -> str:
+    """One /init script running every program once, serially, with per-op reports."""
+    parts = []
+    for name, prog in progs.items():
+        spec = prog.spec()
+        parts.append(f"cat > /tmp/{name}.spec <<'MFSPEC_END'\n{spec}MFSPEC_END\n"
+                     f"mf_event compare-start '\"scenario\": \"{name}\"'\n"
+                     f"/bin/{GUEST_NAME} /tmp/{name}.spec -i 1 -r 1 -m serial -v -t 60 2>&1\n"
+                     f"mf_event compare-exit \"\\\"rc\\\": $?\"\n")
+    return "".join(parts)
+
+
+def split_compare_console(text: str) -> dict[str, str]:
+    """The console cut at each ``compare-start`` event: scenario -> its part."""
+    out: dict[str, list[str]] = {}
+    cur = None
+    for line in text.splitlines():
+        if '"event": "compare-start"' in line:
+            try:
+                cur = json.loads(line[line.index("{"):])["scenario"]
+            except (ValueError, KeyError):
+                cur = None
+            out[cur] = []
+            continue
+        if cur is not None:
+            out[cur].append(line)
+    return {k: "\n".join(v) for k, v in out.items() if k}
+
+
+def parse_verbose(text: str) -> RunResult:
+    res = parse_run(text, "serial", 1)
+    from kernels import console
+    for o in console.structured(text):
+        if o.get("mfr") == "where":
+            res.ops.append(o)
+    return res
+
+
+def model_vs_kernel(release: str = "6.1", config: str = "base", variant: str = "v6.1",
+                    names=SELFTEST_SCENARIOS, log=None) -> list[dict]:
+    """For each selftest scenario: the model's serial end state against what user space
+    sees on the real kernel after the same operations. One boot for all of them."""
+    from corpus.builtin import get_scenario
+    from kernels.build import cached_kernel
+    from kernels.initramfs import build_initramfs
+    rows, progs = [], {}
+    for name in names:
+        sc = get_scenario(name)
+        try:
+            progs[name] = translate(sc)
+        except Untranslatable as e:
+            rows.append({"scenario": name, "refused": str(e)})
+    kern = cached_kernel(release, config)
+    if kern is None:
+        raise ReproError(f"no {release} kernel with the {config} config is built here")
+    initrd = build_initramfs(release, {GUEST_NAME: guest_binary(log)}, compare_script(progs),
+                             include_hmm_tests=False, log=log or (lambda m: None))
+    text = run_guest_text(kern, initrd, 600, log)
+    parts = split_compare_console(text)
+    for name, prog in progs.items():
+        m = model_end_state(get_scenario(name), variant)
+        k = kernel_end_state(parse_verbose(parts.get(name, "")))
+        agree = {"where": m["where"] == k["where"], "migrated": m["migrated"] == k["migrated"],
+                 "data": k["lost_writes"] == 0, "leaks": k["leaked"] == 0,
+                 "findings": not m["findings"] and not k["findings"]}
+        rows.append({"scenario": name, "model": m, "kernel": k, "agree": agree,
+                     "release": kern.kernel_version})
+    return rows
+
+
 # ------------------------------------------------------------------ the command
 def register(ksub) -> None:
     p = ksub.add_parser(

@@ -17,6 +17,10 @@
  * and the suspects re-checked: those still there are leaked. Results go to stdout (the
  * serial console) as "MIGFUZZ {json}" lines that kernels/repro.py parses.
  *
+ * An op line ending in "@N" runs in the mm of forked child N: the actor that ran "fork N"
+ * left a child process that serves such ops one at a time (with its own dmirror opens, the
+ * driver mirrors the opener's mm) until the repeat ends; before the fork they are skipped.
+ *
  * Exit status: 0 ran to the end, 2 bad spec or no device, 3 an actor hung (timeout).
  *
  * The dmirror ioctl interface (lib/test_hmm_uapi.h, identical in 6.1 and 6.12) is
@@ -516,6 +520,36 @@ static uint64_t pread64_at(int fd, uint64_t index)
 	return v;
 }
 
+/* where a page is, from its pagemap entry: R a page in RAM, Z the zero page, D a
+ * device-private (swap-type) entry, S another swap-type entry, - nothing */
+static char where_of(unsigned long page)
+{
+	uint64_t e = pread64_at(pagemap_fd, (BASE / PAGE) + page), f;
+
+	if (e == UINT64_MAX)
+		return '?';
+	if (e & (1ULL << 63)) {
+		f = pread64_at(kflags_fd, e & ((1ULL << 55) - 1));
+		return (f != UINT64_MAX && (f & (1ULL << 24))) ? 'Z' : 'R';
+	}
+	if (e & (1ULL << 62))
+		/* swap type in bits 0-4: device-private types sit above the real swap types */
+		return (e & 0x1f) >= 24 ? 'D' : 'S';
+	return '-';
+}
+
+static void report_where(const char *when)
+{
+	char buf[600];
+	int n = 0;
+
+	for (int v = 0; v < nvmas; v++)
+		for (unsigned long p = 0; p < vmas[v].npages && n < (int)sizeof(buf) - 2; p++)
+			buf[n++] = where_of(vmas[v].start + p);
+	buf[n] = 0;
+	out("MIGFUZZ {\"mfr\":\"where\",\"when\":\"%s\",\"pages\":\"%s\"}", when, buf);
+}
+
 static uint64_t pfn_of(unsigned long page)
 {
 	uint64_t e = pread64_at(pagemap_fd, (BASE / PAGE) + page);
@@ -744,6 +778,8 @@ static void run_repeat(int iter, int rep, int race, unsigned long jitter, int ti
 			wait_actor(&actors[a], deadline, iter, rep);
 		}
 	}
+	if (report_ops)
+		report_where("after");
 	data_checks();
 	record_pfns();
 	for (int v = 0; v < nvmas; v++)
