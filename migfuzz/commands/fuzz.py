@@ -146,13 +146,13 @@ def cmd_fuzz(args) -> int:
         raise UsageError("--duration must be positive")
     if args.bound < 0:
         raise UsageError("--bound must be 0 or more")
-    check_dir_writable(args.out, "reproducer directory")
     if args.resume and (args.name or args.scenario or args.no_db):
         raise UsageError("--resume takes its scenarios and name from the store "
                          "(no --name, --scenario or --no-db)")
     if args.strategy == "exhaustive":
         vname, _ = resolve_variant(args.variant)
         return _exhaustive(args, vname, _scenarios(args)[0])
+    check_dir_writable(args.out, "reproducer directory")    # before the campaign runs
     if args.resume:
         session = CampaignSession.resume(db=args.db, name=args.resume,
                                          max_crashes_per_bug=args.max_crashes_per_bug)
