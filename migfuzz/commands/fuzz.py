@@ -324,8 +324,7 @@ def _free_path(path: str, text: str) -> str:
     """``path``, unless it holds a different file: then the first ``-N`` sibling that is
     free or holds the same text. A reproducer file is never overwritten by another."""
     stem, ext = os.path.splitext(path)
-    n = 1
-    while True:
+    for n in range(1, 1000):
         cand = path if n == 1 else f"{stem}-{n}{ext}"
         try:
             with open(cand, encoding="utf-8", errors="replace") as f:
@@ -333,7 +332,10 @@ def _free_path(path: str, text: str) -> str:
                     return cand
         except FileNotFoundError:
             return cand
-        n += 1
+        except OSError:                 # a directory, an unreadable file: taken
+            pass
+    raise UsageError(f"{path}: cannot write the reproducer file: 999 other files or "
+                     f"directories hold its name and -2 ... -999")
 
 
 def _write_repros(res, out: str) -> None:

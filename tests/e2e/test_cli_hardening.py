@@ -342,6 +342,18 @@ def test_no_db_never_overwrites_a_different_reproducer(tmp_path):
     assert path.read_text() == "someone else's reproducer\n"
 
 
+def test_a_directory_in_the_way_of_a_reproducer_is_passed_over(tmp_path):
+    args = ["fuzz", "--workers", "0", "--scenario", "dp-fault-race", "--execs", "300",
+            "--no-db", "--out", str(tmp_path), "--json"]
+    first = Path(json.loads(migfuzz(*args).stdout)["buckets"][0]["repro_path"])
+    first.unlink()
+    first.mkdir()
+    r = migfuzz(*args)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["buckets"][0]["repro_path"] == str(
+        first.with_name(first.stem + "-2.json"))
+
+
 # -- item 22: a bad filter or an empty reference -----------------------------------------
 
 def test_bugs_kind_must_be_a_known_kind(store):
