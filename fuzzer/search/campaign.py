@@ -15,6 +15,13 @@ from .loop import BatchReport, FuzzConfig, FuzzLoop
 from .minimize import minimize
 
 BATCH = 250          # executions per batch: ~0.1 s, often enough for a progress line
+# Minimization after a campaign is bounded by time as well as executions: the known bugs
+# shrink in under a second, but a HANG input runs to the step limit (~60 ms), and a campaign
+# with dozens of HANG buckets once minimized for 5 minutes after a 60-second run. Each
+# bucket gets at most MINIMIZE_SECONDS, all of them MINIMIZE_TOTAL_SECONDS; a bucket cut
+# short keeps what it reached and is stored as "not minimized (budget)".
+MINIMIZE_SECONDS = 10.0
+MINIMIZE_TOTAL_SECONDS = 60.0
 
 
 @dataclass
@@ -36,12 +43,14 @@ class CampaignResult:
                 "minimize_executions": self.minimize_executions}
 
 
-def minimize_input(inp: dict, signature: str, budget: int) -> dict:
+def minimize_input(inp: dict, signature: str, budget: int,
+                   seconds: float | None = MINIMIZE_SECONDS) -> dict:
     """Shrink one bucket's input into the form a bucket keeps in ``minimized`` (scenario,
-    exact schedule, sizes, trace hash, findings), plus the executions spent. The in-process
-    campaign calls it per bucket; the farm runs it as a Ray task."""
+    exact schedule, sizes, trace hash, findings, ``complete``), plus the executions spent.
+    The in-process campaign calls it per bucket; the farm runs it as a Ray task."""
     try:
-        sh = minimize(inp["scenario"], inp["variant"], inp["schedule"], signature, budget)
+        sh = minimize(inp["scenario"], inp["variant"], inp["schedule"], signature, budget,
+                      seconds)
     except ValueError:
         return {"minimized": {"error": f"the stored input no longer gives {signature}"},
                 "executions": 0}
@@ -110,13 +119,25 @@ class Campaign:
                 "coverage": s["coverage"], "corpus": s["corpus"],
                 "buckets": len(self.buckets), "elapsed": elapsed}
 
-    def minimize_all(self, budget: int = 2000) -> int:
-        """Shrink each bucket's smallest input; returns the executions spent."""
+    def minimize_all(self, budget: int = 2000, seconds: float = MINIMIZE_TOTAL_SECONDS,
+                     progress: Callable[[int, int, object], None] | None = None) -> int:
+        """Shrink each bucket's smallest input, within ``budget`` executions and
+        MINIMIZE_SECONDS each and ``seconds`` in all; returns the executions spent.
+        ``progress(i, n, bucket)`` is called before each bucket."""
         spent = 0
-        for b in self.buckets:
-            if b.kind == "POTENTIAL_DEADLOCK" or b.input is None:
-                continue     # a lock-order cycle is evidence from several runs, not one
-            out = minimize_input(b.input, b.signatures[0], budget)
+        todo = [b for b in self.buckets
+                # a lock-order cycle is evidence from several runs, not one input
+                if b.kind != "POTENTIAL_DEADLOCK" and b.input is not None]
+        end = time.monotonic() + seconds
+        for i, b in enumerate(todo):
+            if progress:
+                progress(i, len(todo), b)
+            left = end - time.monotonic()
+            if left <= 0:
+                b.minimized = {"error": "not minimized (time budget)"}
+                continue
+            out = minimize_input(b.input, b.signatures[0], budget,
+                                 min(MINIMIZE_SECONDS, left))
             b.minimized = out["minimized"]
             spent += out["executions"]
         return spent

@@ -20,6 +20,7 @@ exactly. The accepted input's schedule is the exact one that ran (replayable).
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 
 from ..execute import execute
@@ -49,6 +50,7 @@ class Shrunk:
     accepted: int             # accepted shrink steps
     before: tuple             # size_key of the input as given
     after: tuple
+    complete: bool = True     # False: the passes were cut short by the time budget
 
     def summary(self) -> dict:
         sc = self.scenario
@@ -56,18 +58,32 @@ class Shrunk:
                 "pages": sum(v["npages"] for m in sc["mms"] for v in m["vmas"]),
                 "commands": sum(len(a["program"]) for a in sc["actors"]),
                 "preemptions": self.result.preemptions, "steps": self.result.steps,
-                "executions": self.executions, "accepted": self.accepted}
+                "executions": self.executions, "accepted": self.accepted,
+                "complete": self.complete}
 
 
 class Minimizer:
-    def __init__(self, variant, signature: str, budget: int = 2000):
+    def __init__(self, variant, signature: str, budget: int = 2000,
+                 seconds: float | None = None):
         self.variant = variant
         self.signature = signature
         self.budget = budget
         self.executions = 0
+        # a wall-clock bound besides the execution budget: a HANG input runs to the step
+        # limit (~60 ms an execution), so 2000 executions of one could take two minutes
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        self.out_of_time = False
 
-    def _run(self, sc: dict, guide: list[int]):
+    def _spent(self) -> bool:
         if self.executions >= self.budget:
+            return True
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.out_of_time = True
+            return True
+        return False
+
+    def _run(self, sc: dict, guide: list[int], first: bool = False):
+        if not first and self._spent():
             return None
         try:
             validate(sc)
@@ -82,17 +98,17 @@ class Minimizer:
     def shrink(self, scenario: dict, schedule: list) -> Shrunk:
         sc = copy.deepcopy(scenario)
         guide = rle_decode(schedule)
-        r = self._run(sc, guide)
+        r = self._run(sc, guide, first=True)
         if r is None:
             raise ValueError(f"the input does not reproduce {self.signature}")
         best = size_key(sc, r)
         before, accepted = best, 0
         guide = rle_decode(r.schedule)
         progress = True
-        while progress and self.executions < self.budget:
+        while progress and not self._spent():
             progress = False
             for cand_sc, cand_guide in self._candidates(sc, guide):
-                if self.executions >= self.budget:
+                if self._spent():
                     break
                 cr = self._run(cand_sc, cand_guide)
                 if cr is None:
@@ -103,7 +119,8 @@ class Minimizer:
                     accepted += 1
                     progress = True
                     break          # restart the passes on the smaller input
-        return Shrunk(sc, rle_encode(guide), r, self.executions, accepted, before, best)
+        return Shrunk(sc, rle_encode(guide), r, self.executions, accepted, before, best,
+                      complete=not self.out_of_time)
 
     # ---- candidate generators (deterministic order) -----------------------------------
 
@@ -190,5 +207,5 @@ class Minimizer:
 
 
 def minimize(scenario: dict, variant, schedule: list, signature: str,
-             budget: int = 2000) -> Shrunk:
-    return Minimizer(variant, signature, budget).shrink(scenario, schedule)
+             budget: int = 2000, seconds: float | None = None) -> Shrunk:
+    return Minimizer(variant, signature, budget, seconds).shrink(scenario, schedule)

@@ -61,3 +61,25 @@ def test_an_input_without_the_signature_is_refused():
     r = execute(sc, "v6.1", RandomWalk(0))
     with pytest.raises(ValueError):
         minimize(sc, "v6.1", r.schedule, "USE_AFTER_FREE-000000000000")
+
+
+def test_the_time_budget_cuts_minimization_short_and_says_so():
+    sc = get_scenario("madvise-race")
+    r, f = _first(sc, "v5.16", "LOST_WRITE")
+    cut = minimize(sc, "v5.16", r.schedule, f.signature, budget=2000, seconds=0.0)
+    assert not cut.complete and cut.executions == 1     # only the input as given ran
+    assert cut.summary()["complete"] is False
+    full = minimize(sc, "v5.16", r.schedule, f.signature, budget=2000, seconds=60.0)
+    assert full.complete and full.executions > 1
+
+
+def test_a_campaign_past_its_minimization_time_leaves_buckets_not_minimized():
+    from fuzzer.search.campaign import Campaign
+    from fuzzer.search.loop import FuzzConfig
+    c = Campaign(FuzzConfig("v5.16", [get_scenario("dp-fault-race"),
+                                      get_scenario("dirty-page")]), 1)
+    c.run(execs=1500)
+    seen = []
+    c.minimize_all(seconds=0.0, progress=lambda i, n, b: seen.append((i, n)))
+    assert c.buckets and seen == [(i, len(seen)) for i in range(len(seen))]
+    assert all(b.minimized == {"error": "not minimized (time budget)"} for b in c.buckets)
