@@ -76,9 +76,12 @@ def resolve(args) -> Ref:
             if len({c["input_hash"] for c in found}) > 1:
                 raise UsageError(f"{ref}: ambiguous, give more of the input hash")
             crash = found[0]
-            return Ref(ref, crash["input"], crash["signature"], [crash["title"]])
+            # stored inputs are checked again (bounded schedule, valid text): a database
+            # written by an older migfuzz, or by hand, must not make replay blow up
+            return Ref(ref, inputs.check(crash["input"], ref), crash["signature"],
+                       [crash["title"]])
         bug = find_bug(st, ref)
         if bug.reproducer is None:
             raise UsageError(f"{bug.signature}: this bug has no reproducer stored")
-        return Ref(bug.signature, bug.reproducer, bug.signature,
-                   [bug.title] + bug.alt_titles, bug)
+        return Ref(bug.signature, inputs.check(bug.reproducer, bug.signature),
+                   bug.signature, [bug.title] + bug.alt_titles, bug)

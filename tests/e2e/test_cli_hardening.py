@@ -147,6 +147,28 @@ def test_the_store_refuses_a_huge_run(tmp_path):
             st.add_corpus_entries("c", [{"input": inp}])
 
 
+def test_a_stored_reproducer_is_checked_again_when_read(store, tmp_path):
+    """A database written by an older migfuzz (or by hand) with a huge schedule: replay of
+    the bug is one line, not a MemoryError."""
+    import shutil
+    import sqlite3
+    src = store["db"][len("sqlite:///"):]
+    db = tmp_path / "edited.db"
+    shutil.copy(src, db)
+    con = sqlite3.connect(db)
+    sig, text = con.execute("SELECT signature, reproducer FROM bugs "
+                            "WHERE reproducer IS NOT NULL").fetchone()
+    inp = json.loads(text)
+    inp["schedule"] = [[0, 10**18]]
+    con.execute("UPDATE bugs SET reproducer = ? WHERE signature = ?",
+                (json.dumps(inp), sig))
+    con.commit()
+    con.close()
+    for cmd in ("replay", "show"):
+        one_line_error(migfuzz(cmd, sig, "--db", f"sqlite:///{db}"), sig,
+                       "more than 20000 decisions")
+
+
 # -- item 3: text in an input or scenario is checked: valid, printable -------------------
 
 def _set(obj, path, value):
