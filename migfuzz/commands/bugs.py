@@ -83,6 +83,7 @@ def cmd_minimize(args) -> int:
         inp = bug.reproducer
         if inp is None:
             raise UsageError(f"{bug.signature}: no reproducer stored")
+        inputs.check(inp, bug.signature)        # bounded schedule, valid text (see refs)
         try:
             before = replay(inp["scenario"], inp["variant"], inp["schedule"], strict=False)
             sh = minimize(inp["scenario"], inp["variant"], inp["schedule"], bug.signature,
@@ -169,7 +170,9 @@ def cmd_triage(args) -> int:
         if status == "fixed":
             if bug.reproducer is None:
                 raise UsageError(f"{bug.signature}: no reproducer to check the fix with")
-            out = probe(bug.reproducer, resolve_variant(args.fixed_in)[0], bug.signature)
+            from corpus.input import check
+            out = probe(check(bug.reproducer, bug.signature),
+                        resolve_variant(args.fixed_in)[0], bug.signature)
             if out.present:
                 msg = (f"{bug.signature} still reproduces on {out.variant} ({out.how}); "
                        f"not marked fixed")

@@ -164,8 +164,8 @@ def test_a_stored_reproducer_is_checked_again_when_read(store, tmp_path):
                 (json.dumps(inp), sig))
     con.commit()
     con.close()
-    for cmd in ("replay", "show"):
-        one_line_error(migfuzz(cmd, sig, "--db", f"sqlite:///{db}"), sig,
+    for argv in (["replay"], ["show"], ["minimize"], ["triage", "--status", "fixed"]):
+        one_line_error(migfuzz(argv[0], sig, *argv[1:], "--db", f"sqlite:///{db}"), sig,
                        "more than 20000 decisions")
 
 
