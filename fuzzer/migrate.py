@@ -189,7 +189,7 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
             page.dirty = True      # fd35ca3d12cc: the dirty bit moves to the page
         # ptep_get_and_clear: the pte (and, before fd35ca3d12cc, its dirty bit) is gone
         k.set_pte(mm, vpn, (MIGRATION, page, pte[2], False), "collect:install_migration")
-        page.mapcount -= 1
+        k.map_dec(page, "collect:install_migration")
         # "This is like regular unmap: we remove the rmap and drop page refcount."
         k.put(page, "map", "collect:unmap_put")
         if kind == PRESENT:
@@ -319,7 +319,7 @@ def try_to_migrate(k: Kernel, page: Page, site: str):
                 if pte[3]:
                     page.dirty = True
             k.set_pte(mm, vpn, (MIGRATION, page, pte[2], False), site)
-            page.mapcount -= 1
+            k.map_dec(page, site)
             k.put(page, "map", site)
         k.unlock_ptl(mm)
 
@@ -334,7 +334,7 @@ def remove_migration_ptes(k: Kernel, old: Page, new: Page, site: str, only=None)
         pte = mm.pte(vpn)
         if pte[0] == MIGRATION and pte[1] is old:
             k.get(new, "map", site)
-            new.mapcount += 1
+            k.map_inc(new, site)
             kind = DEVICE if new.device else PRESENT
             k.set_pte(mm, vpn, (kind, new, pte[2], False), site)
         k.unlock_ptl(mm)
@@ -431,7 +431,7 @@ def insert_page(k: Kernel, m: MigrateVma, i: int, page: Page):
         k.unlock_ptl(mm)
         m.src[i] &= ~MIGRATE
         return
-    page.mapcount += 1
+    k.map_inc(page, "pages:insert")
     if not page.device:
         k.lru_cache_add(page, "pages:insert")
     k.get(page, "map", "pages:insert")

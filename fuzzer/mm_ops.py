@@ -141,7 +141,7 @@ def do_anonymous_page(k: Kernel, mm: MM, vpn: int, write: bool):
         k.unlock_ptl(mm)
         k.put(page, "map", "fault:anon_raced")
         return
-    page.mapcount = 1
+    k.set_mapcount(page, 1, "fault:anon_map")
     k.lru_cache_add(page, "fault:anon_map")
     k.set_pte(mm, vpn, (PRESENT, page, True, True))
     k.origin[key] = "zero-fill"
@@ -162,7 +162,7 @@ def shmem_fault(k: Kernel, mm: MM, vpn: int):
     yield from k.lock_ptl(mm, "fault:shmem_map")
     if mm.pte(vpn)[0] == NONE:
         k.get(page, "map", "fault:shmem_map")
-        page.mapcount += 1
+        k.map_inc(page, "fault:shmem_map")
         k.set_pte(mm, vpn, (PRESENT, page, vma.writable, False))
     k.unlock_ptl(mm)
 
@@ -214,12 +214,12 @@ def do_wp_page(k: Kernel, actor, mm: MM, vpn: int):
     yield from k.lock_ptl(mm, "fault:wp_map")
     if mm.pte(vpn) == pte:
         k.flush_tlb_range(mm, vpn, vpn + 1, "fault:wp_map")
-        new.mapcount = 1
+        k.set_mapcount(new, 1, "fault:wp_map")
         k.lru_cache_add(new, "fault:wp_map")
         k.set_pte(mm, vpn, (PRESENT, new, True, True))
         k.origin[key] = "cow"
         if page is not None:
-            page.mapcount -= 1
+            k.map_dec(page, "fault:wp_unmap_old")
             k.put(page, "map", "fault:wp_unmap_old")
     else:
         k.branch("fault:wp_raced")
@@ -264,7 +264,7 @@ def do_swap_page(k: Kernel, mm: MM, vpn: int, orig: tuple, write: bool):
     # the write goes through do_wp_page's copy
     exclusive = k.swap[slot][1] <= 1 and page.mapcount == 0
     writable = write and exclusive
-    page.mapcount += 1
+    k.map_inc(page, "fault:swap_map")
     k.set_pte(mm, vpn, (PRESENT, page, writable, writable))
     k.origin[key] = "swap-in"
     k.swap_free(slot)
@@ -436,7 +436,7 @@ def reclaim(k: Kernel, mm: MM, start: int, end: int):
                     page.dirty = True
                 k.set_pte(tmm, vpn, (SWAP, slot, False, False))
                 k.swap[slot][1] += 1
-                page.mapcount -= 1
+                k.map_dec(page, "reclaim:unmap")
                 k.put(page, "map", "reclaim:unmap")
             k.unlock_ptl(tmm)
         if page.mapcount:
@@ -488,7 +488,7 @@ def zap(k: Kernel, mm: MM, start: int, end: int):
             # zap_huge_pmd: clear the whole pmd (the range covers it: scenario.validate),
             # drop the folio's mapcount; its reference goes after the flush
             head = mm.pmds.pop(vpn)[1]
-            head.mapcount -= 1
+            k.map_dec(head, "zap:pte")
             gathered.append(head)
             k.branch("zap:huge_pmd")
             for off in range(HPAGE_NR):
@@ -506,12 +506,12 @@ def zap(k: Kernel, mm: MM, start: int, end: int):
             page = pte[1]
             if vma.shared and pte[3]:
                 page.dirty = True
-            page.mapcount -= 1
+            k.map_dec(page, "zap:pte")
             gathered.append(page)
         elif kind == MIGRATION:
             k.branch("zap:migration_entry")     # no reference to drop
         elif kind == DEVICE:
-            pte[1].mapcount -= 1
+            k.map_dec(pte[1], "zap:device_entry")
             k.put(pte[1], "map", "zap:device_entry")
         elif kind == SWAP:
             k.swap_free(pte[1])
@@ -548,7 +548,7 @@ def fork(k: Kernel, parent: MM, child_name: str):
         if kind == PRESENT or kind == DEVICE:
             page = pte[1]
             k.get(page, "map", "fork:copy_pte")
-            page.mapcount += 1
+            k.map_inc(page, "fork:copy_pte")
             if shared:
                 child.ptes[vpn] = pte
             else:

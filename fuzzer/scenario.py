@@ -319,7 +319,7 @@ def _lay_out(k: Kernel, ent: dict, j: int, default_dev: str) -> None:
             if pte[0] in (PRESENT, DEVICE):
                 page = pte[1]
                 k.get(page, "map", "layout:share")
-                page.mapcount += 1
+                k.map_inc(page, "layout:share")
                 ro = (pte[0], page, False, pte[3])
                 k.set_pte(src, svpn, ro)
                 k.set_pte(mm, start + off, ro)
@@ -360,7 +360,7 @@ def _lay_out(k: Kernel, ent: dict, j: int, default_dev: str) -> None:
                                     f"has too few pages")
             page.data, page.ident = value, ident
             k.get(page, "map", "layout:device")
-            page.mapcount = 1
+            k.set_mapcount(page, 1, "layout:device")
             k.set_pte(mm, vpn, (DEVICE, page, vma.writable, False))
             k.unlock(page, "layout:device")
             k.put(page, "driver", "layout:device")
@@ -370,13 +370,13 @@ def _lay_out(k: Kernel, ent: dict, j: int, default_dev: str) -> None:
             page.data, page.ident = value, ident
             k.shm[(vma.shm, vpn - vma.start)] = page
             k.get(page, "map", "layout:present")
-            page.mapcount = 1
+            k.set_mapcount(page, 1, "layout:present")
             page.lru = True
             k.set_pte(mm, vpn, (PRESENT, page, vma.writable, False))
         else:
             page = k.alloc_page("layout:present", owner="map")
             page.data, page.ident = value, ident
-            page.mapcount = 1
+            k.set_mapcount(page, 1, "layout:present")
             page.lru = True
             k.set_pte(mm, vpn, (PRESENT, page, vma.writable, vma.writable))
 
@@ -387,7 +387,7 @@ def _lay_out_thp(k: Kernel, mm: MM, ent: dict, j: int) -> None:
     start = ent["start"]
     vma = mm.vma_at(start)
     head = k.alloc_thp("layout:thp")
-    head.mapcount = 1
+    k.set_mapcount(head, 1, "layout:thp")
     head.lru = True
     for off in range(HPAGE_NR):
         vpn = start + off

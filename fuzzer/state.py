@@ -3,8 +3,8 @@
 Pages, ptes, address spaces, page-table locks, the LRU and its per-CPU add batches, per-CPU
 TLBs, swap, a page allocator and device-private memory pools. Primitives that can block are
 generators (``yield from k.lock_page(...)``); the others are plain calls made by an actor
-between two scheduling points. Every refcount and lock change goes to an audit log
-(page_ref / page_owner style) so an oracle can say which site made it.
+between two scheduling points. Every refcount, mapcount and lock change goes to an audit
+log (page_ref / page_owner style) so an oracle can say which site made it.
 """
 from __future__ import annotations
 
@@ -184,8 +184,25 @@ class Kernel:
         self.branches[label] = None
 
     def _audit(self, site: str, page: Page, op: str) -> None:
+        """A row of the page's audit log, taken after the change it records: the refcount
+        and mapcount it shows include that change."""
         self.audit.append((self.step, self.who, site, page.pfn, op, page.refcount,
                            page.mapcount))
+
+    # ---- mapcount (rmap) -------------------------------------------------------------
+    def set_mapcount(self, page: Page, value: int, site: str) -> None:
+        """Set a page's mapcount (page_add_*_rmap / page_remove_rmap); a change is a row
+        of the audit log of its own, "+mapcount" or "-mapcount"."""
+        old = page.mapcount
+        page.mapcount = value
+        if value != old:
+            self._audit(site, page, "+mapcount" if value > old else "-mapcount")
+
+    def map_inc(self, page: Page, site: str) -> None:
+        self.set_mapcount(page, page.mapcount + 1, site)
+
+    def map_dec(self, page: Page, site: str) -> None:
+        self.set_mapcount(page, page.mapcount - 1, site)
 
     # ---- allocation ------------------------------------------------------------------
     def alloc_page(self, site: str, owner: str = "alloc") -> Page:

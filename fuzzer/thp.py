@@ -60,7 +60,7 @@ def split_huge_page(k: Kernel, head: Page, site: str):
         if i:
             page.head = None
             page.lru = head.lru
-            page.mapcount = 1
+            k.set_mapcount(page, 1, site)
             k.get(page, "map", site)
         if dirty:
             page.dirty = True
