@@ -153,7 +153,7 @@ def _run_make(args: list[str], src: Path, logf, label: str, expected: int,
         if _STEP.match(line):
             steps += 1
         now = time.monotonic()
-        if now - last >= every_s:
+        if expected and now - last >= every_s:
             last = now
             pct = min(99, int(100 * steps / expected)) if expected else 0
             log(f"[{label}] {steps} steps (~{pct}% of ~{expected}), "

@@ -118,8 +118,14 @@ def findings(text: str) -> list[Finding]:
                  "bad_page", "warning"}
     for n, line in enumerate(lines, 1):
         kind = classify(line) if (PREFIX + "{") not in line else None
+        if kind and _END.search(strip_ts(line)):
+            kind = None             # "---[ end Kernel panic ...": a closing line, no header
         if cur is not None:
-            ends_here = False
+            ends_here = bool(_END.search(strip_ts(line)))
+            if ends_here and is_kernel_line(line):
+                cur.excerpt.append(strip_ts(line))
+                cur = None
+                continue
             if kind and (kind in own_start or cur.kind == "warning") and n != cur.line:
                 cur = None          # a new report starts; the open one ends before it
             elif not is_kernel_line(line) and line.strip() and not kind:
@@ -132,9 +138,6 @@ def findings(text: str) -> list[Finding]:
                 user_run = 0
                 if len(cur.excerpt) < MAX_EXCERPT:
                     cur.excerpt.append(strip_ts(line))
-                ends_here = bool(_END.search(strip_ts(line)))
-                if ends_here:
-                    cur = None
                 continue
         if kind:
             cur = Finding(kind=kind, title=strip_ts(line).strip(), line=n,
