@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 
 from fuzzer.bisect import bisect
 from fuzzer.execute import replay
@@ -16,7 +15,7 @@ from fuzzer.variants import VARIANTS
 
 from ..cli import EXIT_OK, UsageError
 from ..refs import add_ref_arguments, resolve
-from ..render import interleaving, table
+from ..render import interleaving_block, table
 
 
 def register(sub) -> None:
@@ -98,9 +97,7 @@ def cmd_show(args) -> int:
     print(f"  on {r.variant}: {r.steps} steps, {decisions} scheduling decisions, "
           f"{r.preemptions} preemptions, trace {r.trace_hash}")
     print()
-    print("interleaving (* marks steps on the involved page or address):")
-    marks = {m: "*" for m in ex["marks"]}
-    print(textwrap.indent(interleaving(r.actors, r.trace, marks), "  "))
+    print(interleaving_block(r.actors, r.trace, ex["marks"]))
     print()
     for page in ex["pages"]:
         state = "free" if page["free"] else f"refcount {page['refcount']}, mapcount {page['mapcount']}"
@@ -147,8 +144,6 @@ signature: {signature}
 scenario: {scenario}, found on {variant} ({steps} steps, {preemptions} preemptions)
 Run: pytest {filename}  (MIGFUZZ_VARIANT=v6.1 pytest {filename} checks another variant)
 
-Interleaving, one column per actor:
-
 {interleaving}
 """
 import json
@@ -186,7 +181,7 @@ def cmd_export(args) -> int:
         text = PYTEST_TEMPLATE.format(
             title=f.title, signature=f.signature, scenario=ref.input["scenario"]["name"],
             variant=r.variant, steps=r.steps, preemptions=r.preemptions, filename=name,
-            interleaving=textwrap.indent(interleaving(r.actors, r.trace, width=28), "    "),
+            interleaving=interleaving_block(r.actors, r.trace, explain(r, f)["marks"]),
             input_json=json.dumps(ref.input, sort_keys=True),
             test_name=f.kind.lower() + "_" + f.signature.split("-")[-1])
     write_atomic(args.output, text)
