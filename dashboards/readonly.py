@@ -1,47 +1,33 @@
 """Open the store for reading only.
 
 ``Store.open`` migrates the schema (a write), so the dashboard builds its own engine and
-hands it to ``Store``: SQLite through a ``mode=ro`` URI plus ``PRAGMA query_only`` (the
-database file cannot be written through it), PostgreSQL with every session and every
+hands it to ``Store``: SQLite through ``db.engine.sqlite_readonly_engine`` (``PRAGMA
+query_only``; ``mode=ro`` or ``immutable`` where the file or its directory is read-only,
+so an archived database opens too), PostgreSQL with every session and every
 transaction read-only.
 A database whose schema is not at this migfuzz's head is refused with a hint, not upgraded.
 """
 from __future__ import annotations
 
 import os
-from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from db import migrate
-from db.engine import BUSY_TIMEOUT_MS, parse_url, redact, resolve_url
+from db.engine import parse_url, redact, resolve_url, sqlite_readonly_engine
 from db.errors import StoreError
 from db.store import Store
 
 
 def _sqlite_ro_engine(path: str) -> Engine:
-    path = os.path.abspath(path)
+    # the reading commands' engine: query_only, and mode=ro / immutable where the file or
+    # its directory is not writable (an archived database opens where it lies)
     if not os.path.isfile(path):
-        raise StoreError(f"no database at {path} (the dashboard never creates one)")
-    uri = f"file:{quote(path)}?mode=ro"
-    engine = create_engine("sqlite://", creator=lambda: _sqlite_connect(uri))
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn):                 # one consistent snapshot per read transaction
-        conn.exec_driver_sql("BEGIN")
-    return engine
-
-
-def _sqlite_connect(uri: str):
-    import sqlite3
-    c = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-                        check_same_thread=False)
-    c.isolation_level = None          # transactions are begun explicitly (deferred)
-    c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    c.execute("PRAGMA query_only=ON")
-    return c
+        raise StoreError(f"no database at {os.path.abspath(path)} (the dashboard never "
+                         f"creates one)")
+    return sqlite_readonly_engine(path)
 
 
 def _pg_read_only(engine: Engine) -> None:

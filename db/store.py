@@ -15,6 +15,8 @@ transaction that still hits a deadlock or serialization failure is retried whole
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,20 +25,22 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 from corpus import input as inputs
 from fuzzer import ENGINE_VERSION
 from fuzzer.variants import VariantError, resolve_variant
 
-from . import migrate
-from .engine import READ_OPTION, make_engine, redact, resolve_url
-from .errors import StoreError
+from . import liveness, migrate
+from .engine import (READ_OPTION, error_message, make_engine, readonly_engine, redact,
+                     resolve_url, where)
+from .errors import CampaignBusy, CampaignExists, StoreError
 from .models import (Bug as BugRow, BugTitle, BugVariant, Campaign as CampaignRow,
                      CorpusEntry, Crash, StatsSample)
 
 BUG_STATUSES = ("new", "triaged", "fixed", "invalid", "duplicate")
 CAMPAIGN_STATUSES = ("running", "stopped", "finished", "failed")
+STALE = "stale"          # shown for a running campaign whose owner is gone (db.liveness)
 MAX_TITLE = 500
 RETRIES = 6
 MAX_CRASHES_PER_BUG = 100        # crash rows kept per bug (see Store._cap_crashes)
@@ -53,6 +57,20 @@ class Campaign:
     started_at: float
     ended_at: float | None
     id: int = 0
+    owner: str | None = None            # HOST:PID:TOKEN of its last writer (db.liveness)
+    heartbeat_at: float | None = None
+    updated_at: float | None = None
+
+    def liveness(self, now: float | None = None) -> tuple[bool, str] | None:
+        """For a running campaign: (owner alive, why); None when it is not running."""
+        if self.status != "running":
+            return None
+        return liveness.owner_alive(self.owner, self.heartbeat_at, self.updated_at, now)
+
+    def shown_status(self, now: float | None = None) -> str:
+        """The status to show: 'stale' for a running campaign whose owner is gone."""
+        live = self.liveness(now)
+        return STALE if live is not None and not live[0] else self.status
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -124,12 +142,63 @@ def _key(k: Any):
     return tuple(k) if isinstance(k, list) else k
 
 
+def _check_intact(engine: Engine, url: str) -> None:
+    """SQLite: ``PRAGMA quick_check`` (about 0.2 s for 300 MB), so that a damaged file is
+    refused by every command at open, not only by those whose queries touch the damaged
+    pages (the others would read garbage or fail half-way)."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        rows = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check").all()]
+    if rows != ["ok"]:
+        raise StoreError(f"database {where(url)} is damaged (PRAGMA quick_check: "
+                         f"{_short(rows[0] if rows else 'no answer', 200)}); restore it "
+                         f"from a copy or use another --db")
+
+
+def _require_schema(conn: Connection, url: str) -> None:
+    """An existing database for a command that does not create one: it must have a
+    migfuzz schema revision (an empty PostgreSQL database, or some other program's
+    SQLite file, is refused instead of being given migfuzz's tables)."""
+    if migrate.current(conn) is None:
+        raise StoreError(f"database {where(url)} has no migfuzz schema (an empty or "
+                         f"another program's database); 'migfuzz fuzz' or 'migfuzz db "
+                         f"upgrade' creates one")
+
+
+def liveness_busy(name: str, why: str) -> CampaignBusy:
+    return CampaignBusy(f"campaign {name!r} is running ({why}); a campaign has one writer: "
+                        f"stop that process first, or resume it once it has ended")
+
+
+def _guarded(fn):
+    """Database errors escaping a Store method become one-line StoreErrors naming the
+    database (a damaged file, a read-only one, a lost connection, ...)."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(self, *a, **kw):
+            try:
+                yield from fn(self, *a, **kw)
+            except SQLAlchemyError as e:
+                raise StoreError(error_message(self.url, e)) from None
+        return gen
+
+    @functools.wraps(fn)
+    def wrapper(self, *a, **kw):
+        try:
+            return fn(self, *a, **kw)
+        except SQLAlchemyError as e:
+            raise StoreError(error_message(self.url, e)) from None
+    return wrapper
+
+
 class Store:
     """One database. ``Store.open(url)`` migrates (or refuses a newer schema) first."""
 
     def __init__(self, engine: Engine, url: str, *, check_inputs: bool = True,
-                 max_crashes_per_bug: int = MAX_CRASHES_PER_BUG):
+                 max_crashes_per_bug: int = MAX_CRASHES_PER_BUG, readonly: bool = False):
         self.engine = engine
+        self.readonly = readonly
         if max_crashes_per_bug < 1:
             raise StoreError("max_crashes_per_bug must be at least 1")
         self.max_crashes_per_bug = max_crashes_per_bug
@@ -148,18 +217,25 @@ class Store:
         self._campaign_ids: dict[str, int] = {}
         self._checked: dict[int, tuple[dict, str, str, str]] = {}
         self._stmts: dict[str, Any] = {}
+        self._owned: dict[str, str] = {}               # campaign -> our owner string
+        self._beats: dict[str, liveness.Heartbeat] = {}
 
     # ---------------------------------------------------------------- lifecycle
     @classmethod
     def open(cls, url: str | None = None, *, upgrade: bool = True,
-             check_inputs: bool = True,
+             check_inputs: bool = True, create: bool = True,
              max_crashes_per_bug: int = MAX_CRASHES_PER_BUG) -> "Store":
+        """Open for writing: migrate (``upgrade``) or refuse an older schema, refuse a
+        newer one. ``create=False``: a missing (or 0-byte) SQLite file is an error."""
         url = resolve_url(url)
-        engine = make_engine(url)
+        engine = make_engine(url, create=create)
         delay = 0.05
         for attempt in range(8):
             try:
+                _check_intact(engine, url)
                 with engine.begin() as conn:
+                    if not create:
+                        _require_schema(conn, url)
                     migrate.check_and_upgrade(conn, upgrade=upgrade)
                 break
             except StoreError:
@@ -176,11 +252,38 @@ class Store:
                     delay *= 2
                     continue
                 engine.dispose()
-                raise StoreError(f"cannot open database {redact(url)}: {msg}") from None
+                raise StoreError(error_message(url, e, opening=True)) from None
         return cls(engine, url, check_inputs=check_inputs,
                    max_crashes_per_bug=max_crashes_per_bug)
 
+    @classmethod
+    def open_readonly(cls, url: str | None = None, *, require_head: bool = True) -> "Store":
+        """Open for reading only (reading commands): nothing is created, migrated or
+        written, and an archived SQLite file in a read-only directory opens too (see
+        ``db.engine.sqlite_readonly_engine``). A missing, empty or damaged database, or
+        one without migfuzz's schema, is refused; ``require_head``: so is an older schema
+        (whose tables may lack columns this code reads)."""
+        url = resolve_url(url)
+        engine = readonly_engine(url)
+        try:
+            _check_intact(engine, url)
+            with engine.connect() as conn:
+                _require_schema(conn, url)
+                rev, head = migrate.check(conn)
+            if require_head and rev != head:
+                raise StoreError(f"the database schema (revision {rev}) is older than this "
+                                 f"migfuzz (head {head}); run 'migfuzz db upgrade'")
+        except StoreError:
+            engine.dispose()
+            raise
+        except SQLAlchemyError as e:
+            engine.dispose()
+            raise StoreError(error_message(url, e, opening=True)) from None
+        return cls(engine, url, readonly=True)
+
     def close(self) -> None:
+        for name in list(self._owned):
+            self._let_go(name)
         self.engine.dispose()
 
     def __enter__(self) -> "Store":
@@ -212,14 +315,20 @@ class Store:
     # ---------------------------------------------------------------- campaigns
     def create_campaign(self, name: str, variant: str, config: dict | None = None,
                         seed: int | None = None, engine_version: str = ENGINE_VERSION,
-                        *, exist_ok: bool = False) -> Campaign:
+                        *, exist_ok: bool = False, own: bool = False) -> Campaign:
+        """A new campaign, status running. ``own``: this Store becomes its owner (see
+        db.liveness): it beats its heartbeat until it ends the campaign or closes, and
+        its writes fail once another process has taken the campaign over. A taken name
+        raises CampaignExists (atomically: two creators of one name cannot both win)."""
         if not isinstance(name, str) or not name or len(name) > 200 or "\x00" in name:
             raise StoreError("a campaign name is a non-empty string of at most 200 characters")
         cfg_text = _text(config or {}, "campaign config")
         now = _now()
+        owner = liveness.new_owner() if own else None
         row = dict(name=name, variant=_short(variant, 200), config=json.loads(cfg_text),
                    seed=seed, status="running", engine_version=_short(engine_version, 32),
-                   started_at=now, ended_at=None, updated_at=now)
+                   started_at=now, ended_at=None, updated_at=now, owner=owner,
+                   heartbeat_at=now if own else None)
 
         def tx(conn):
             ins = self._insert(CampaignRow).values(row).on_conflict_do_nothing(
@@ -228,10 +337,96 @@ class Store:
 
         new_id = self._write(tx)
         if new_id is None and not exist_ok:
-            raise StoreError(f"campaign {name!r} already exists (use --resume {name})")
+            raise CampaignExists(f"campaign {name!r} already exists (use --resume {name})")
+        if new_id is not None and owner is not None:
+            self._own(name, owner)
         c = self.get_campaign(name)
         assert c is not None
         return c
+
+    def claim_campaign(self, name: str) -> Campaign:
+        """Become the writer of an existing campaign (``--resume``) and mark it running.
+
+        Refused (CampaignBusy) while it is running under a live owner (db.liveness);
+        accepted when it is not running, or its owner is dead or silent. The claim is one
+        conditional UPDATE (``WHERE owner`` is still what we read), so of two processes
+        claiming at once exactly one wins; the other is refused."""
+        old = self.campaign(name)
+        if old.status == "running":
+            alive, why = old.liveness()
+            if alive:
+                raise liveness_busy(name, why)
+        owner = liveness.new_owner()
+        now = _now()
+
+        def tx(conn):
+            same = (CampaignRow.owner.is_(None) if old.owner is None
+                    else CampaignRow.owner == old.owner)
+            return conn.execute(update(CampaignRow).where(
+                CampaignRow.id == old.id, same, CampaignRow.status == old.status).values(
+                status="running", ended_at=None, owner=owner, heartbeat_at=now,
+                updated_at=now)).rowcount
+        if self._write(tx) != 1:
+            now_row = self.get_campaign(name)
+            why = now_row.liveness()[1] if now_row and now_row.liveness() else "just now"
+            raise liveness_busy(name, f"claimed by another process ({why})")
+        self._own(name, owner)
+        return self.campaign(name)
+
+    def restore_campaign(self, name: str, before: Campaign) -> None:
+        """Undo our claim (a resume that failed after claiming): status, end time, owner
+        and heartbeat as they were, if the campaign is still ours."""
+        owner = self._owned.get(name)
+        if owner is None:
+            return
+
+        def tx(conn):
+            conn.execute(update(CampaignRow).where(
+                CampaignRow.name == name, CampaignRow.owner == owner).values(
+                status=before.status, ended_at=before.ended_at, owner=before.owner,
+                heartbeat_at=before.heartbeat_at))
+        try:
+            self._write(tx)
+        finally:
+            self._let_go(name)
+
+    def heartbeat(self, name: str) -> bool:
+        """Our campaign is alive: set its heartbeat. False if it is no longer ours."""
+        owner = self._owned.get(name)
+        if owner is None:
+            return False
+
+        def tx(conn):
+            return conn.execute(update(CampaignRow).where(
+                CampaignRow.name == name, CampaignRow.owner == owner).values(
+                heartbeat_at=_now())).rowcount
+        return self._write(tx) == 1
+
+    def _own(self, name: str, owner: str) -> None:
+        self._owned[name] = owner
+        liveness.hold(owner)
+        self._beats[name] = liveness.Heartbeat(lambda: self.heartbeat(name)).start()
+
+    def _let_go(self, name: str) -> None:
+        beat = self._beats.pop(name, None)
+        if beat is not None:
+            beat.stop()
+        owner = self._owned.pop(name, None)
+        if owner is not None:
+            liveness.release(owner)
+
+    def _owner_check(self, conn: Connection, cid: int, name: str, values: dict) -> None:
+        """Within a write transaction on an owned campaign: update its row if it is still
+        ours, else fail the transaction (another process took it over)."""
+        owner = self._owned.get(name)
+        q = update(CampaignRow).where(CampaignRow.id == cid)
+        if owner is not None:
+            q = q.where(CampaignRow.owner == owner)
+        if conn.execute(q.values(values)).rowcount != 1 and owner is not None:
+            taken = conn.execute(select(CampaignRow.owner).where(
+                CampaignRow.id == cid)).scalar()
+            raise CampaignBusy(f"campaign {name!r} was taken over by another process "
+                               f"({taken}); this one stops writing it")
 
     def get_campaign(self, name: str) -> Campaign | None:
         with self._reader.begin() as conn:
@@ -248,7 +443,8 @@ class Store:
     def _campaign(r) -> Campaign:
         return Campaign(name=r.name, variant=r.variant, config=r.config, seed=r.seed,
                         status=r.status, engine_version=r.engine_version,
-                        started_at=r.started_at, ended_at=r.ended_at, id=r.id)
+                        started_at=r.started_at, ended_at=r.ended_at, id=r.id,
+                        owner=r.owner, heartbeat_at=r.heartbeat_at, updated_at=r.updated_at)
 
     def _cid(self, conn: Connection, name: str) -> int:
         cid = self._campaign_ids.get(name)
@@ -266,10 +462,14 @@ class Store:
 
         def tx(conn):
             cid = self._cid(conn, name)
-            conn.execute(update(CampaignRow).where(CampaignRow.id == cid).values(
-                status=status, updated_at=now,
-                ended_at=None if status == "running" else now))
+            vals = dict(status=status, updated_at=now,
+                        ended_at=None if status == "running" else now)
+            if name in self._owned:
+                vals["heartbeat_at"] = now
+            self._owner_check(conn, cid, name, vals)
         self._write(tx)
+        if status != "running":
+            self._let_go(name)         # the owner string stays: who ran it last
 
     def list_campaigns(self) -> list[dict]:
         """Campaigns with their corpus, crash and bucket counts, newest first."""
@@ -280,11 +480,18 @@ class Store:
                 select(Crash.campaign_id, func.count(), func.count(Crash.signature.distinct()))
                 .group_by(Crash.campaign_id)).all()}
             out = []
+            now = _now()
             for r in conn.execute(select(CampaignRow).order_by(CampaignRow.started_at.desc(),
                                                                 CampaignRow.id.desc())):
                 n, b = crashes.get(r.id, (0, 0))
-                out.append({**self._campaign(r).to_json(), "corpus": corpus.get(r.id, 0),
-                            "crashes": n, "buckets": b})
+                c = self._campaign(r)
+                live = c.liveness(now)
+                # "status" is what to show (a running campaign whose owner is gone is
+                # "stale"); "stored_status" is the column, "liveness" says why
+                out.append({**c.to_json(), "status": c.shown_status(now),
+                            "stored_status": c.status,
+                            "liveness": live[1] if live else None,
+                            "corpus": corpus.get(r.id, 0), "crashes": n, "buckets": b})
             return out
 
     # ---------------------------------------------------------------- writes
@@ -330,9 +537,11 @@ class Store:
                 out["crashes"] = self._write_crashes(conn, cid, xrows, now)
             if srows:
                 out["stats"] = self._write_stats(conn, cid, srows)
-            if crows or xrows or srows:
-                conn.execute(update(CampaignRow).where(CampaignRow.id == cid)
-                             .values(updated_at=now))
+            if crows or xrows or srows or campaign in self._owned:
+                vals = {"updated_at": now}
+                if campaign in self._owned:
+                    vals["heartbeat_at"] = now
+                self._owner_check(conn, cid, campaign, vals)
             return out
         try:
             return self._write(tx)
@@ -759,3 +968,8 @@ def crash_records(inp: dict, result: Any, worker: str = "",
     return [{"input": inp, "finding": f, "trace_hash": result.trace_hash,
              "steps": result.steps, "worker": worker, "found_at": found_at}
             for f in result.findings]
+
+
+for _name, _fn in list(vars(Store).items()):
+    if not _name.startswith("_") and inspect.isfunction(_fn):
+        setattr(Store, _name, _guarded(_fn))

@@ -28,17 +28,15 @@ def add_ref_arguments(p) -> None:
     p.add_argument("--db", metavar="URL", default=None, help=DB_HELP)
 
 
-def open_store(url: str | None, *, must_exist: bool = True):
-    """Open the store for triage: a SQLite file that does not exist is an error (a typo
-    must not create an empty database), and the schema is never upgraded here."""
-    from db.engine import redact, resolve_url
+def open_store(url: str | None, *, readonly: bool = False):
+    """Open an existing store: a missing (or 0-byte) SQLite file is an error (a typo must
+    not create an empty database), and the schema is never upgraded here. ``readonly``
+    (every command that only reads): nothing is written, and an archived database in a
+    read-only directory opens too; otherwise a read-only database is refused at once."""
     from db.store import Store
-    full = resolve_url(url)
-    if must_exist and full.startswith("sqlite:///"):
-        path = full[len("sqlite:///"):].split("?", 1)[0]
-        if path and path != ":memory:" and not os.path.exists(path):
-            raise UsageError(f"no database at {redact(full)} (give --db or set MIGFUZZ_DB)")
-    return Store.open(full, upgrade=False)
+    if readonly:
+        return Store.open_readonly(url)
+    return Store.open(url, upgrade=False, create=False)
 
 
 def find_bug(store, ref: str):
@@ -67,7 +65,7 @@ def resolve(args) -> Ref:
         inp = inputs.load(ref)
         stored = (inp.get("result") or {}).get("findings") or []
         return Ref(ref, inp, stored[0]["signature"] if stored else None)
-    with open_store(getattr(args, "db", None)) as st:
+    with open_store(getattr(args, "db", None), readonly=True) as st:
         if ref.startswith("c:"):
             found = st.list_crashes(input_prefix=ref[2:], limit=50)
             if not found:

@@ -4,6 +4,7 @@ cleanly so ``--resume`` can continue it)."""
 from __future__ import annotations
 
 import random
+import secrets
 import signal
 import time
 from contextlib import contextmanager
@@ -14,6 +15,13 @@ from fuzzer.search.campaign import Campaign
 from fuzzer.search.loop import FuzzConfig
 
 from .refs import open_store
+
+
+def default_name(variant: str) -> str:
+    """fuzz-VARIANT-UTCTIME-XXXXXX: two campaigns started in the same second (in one
+    process or many) get different names; the suffix is random, not a counter."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"fuzz-{variant}-{stamp}-{secrets.token_hex(3)}"
 
 
 def resumed_seed(seed: int, executions: int) -> int:
@@ -46,23 +54,25 @@ class CampaignSession:
             return cls(camp)
         from db.recorder import campaign_config
         from db.store import Store
+        from db.errors import CampaignExists
         store = Store.open(db, check_inputs=False,    # inputs are built here, from checked parts
                            max_crashes_per_bug=max_crashes_per_bug)
-        if not name:
-            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-            taken = {c["name"] for c in store.list_campaigns()}
-            name = f"fuzz-{camp.loop.variant}-{stamp}"
-            n = 2
-            while name in taken:
-                name = f"fuzz-{camp.loop.variant}-{stamp}-{n}"
-                n += 1
         try:
-            store.create_campaign(name, camp.loop.variant, campaign_config(cfg), seed,
-                                  ENGINE_VERSION)
+            for attempt in range(20):
+                # the database's unique name decides (no list-then-insert race): a default
+                # name that is taken, however unlikely, is drawn again
+                try_name = name or default_name(camp.loop.variant)
+                try:
+                    store.create_campaign(try_name, camp.loop.variant, campaign_config(cfg),
+                                          seed, ENGINE_VERSION, own=True)
+                    break
+                except CampaignExists:
+                    if name or attempt == 19:
+                        raise
         except Exception:
             store.close()
             raise
-        return cls(camp, store, name)
+        return cls(camp, store, try_name)
 
     @classmethod
     def resume(cls, *, db: str | None, name: str,
@@ -71,6 +81,14 @@ class CampaignSession:
         store = open_store(db)
         store.max_crashes_per_bug = max_crashes_per_bug
         try:
+            before = store.campaign(name)
+            # one writer per campaign: refused while another live process runs it; a
+            # killed or silent owner's campaign is taken over (see db.liveness)
+            store.claim_campaign(name)
+        except Exception:
+            store.close()
+            raise
+        try:
             cfg, state, entries, generated = resume_state(store, name)
             seed = state.campaign.seed or 0
             camp = Campaign(cfg, resumed_seed(seed, state.executions))
@@ -78,9 +96,11 @@ class CampaignSession:
             camp.loop.merge(entries=entries, scenarios=generated,
                             features_=state.coverage)
             camp.loop.executions = state.executions
-            store.set_campaign_status(name, "running")
         except Exception:
-            store.close()
+            try:
+                store.restore_campaign(name, before)
+            finally:
+                store.close()
             raise
         prior = {w: int(s.get("executions") or 0) for w, s in state.workers.items()}
         return cls(camp, store, name, state.executions, prior)
@@ -134,7 +154,9 @@ class CampaignSession:
                                   strategy="minimized", seed=b.input.get("seed"),
                                   result={"trace_hash": m["trace_hash"],
                                           "findings": m["findings"]})
-                st.set_reproducer(b.signature, inp, steps=m.get("steps"))
+                # a minimization cut short by its time budget is stored as not minimized
+                st.set_reproducer(b.signature, inp, steps=m.get("steps"),
+                                  minimized=m.get("complete", True))
         status = "stopped" if interrupted else "finished"
         st.set_campaign_status(self.name, status)
         row = next((c for c in st.list_campaigns() if c["name"] == self.name), {})

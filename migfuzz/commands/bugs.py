@@ -136,7 +136,7 @@ def cmd_minimize(args) -> int:
 def cmd_bugs(args) -> int:
     if args.variant:
         args.variant = resolve_variant(args.variant)[0]
-    with open_store(args.db) as st:
+    with open_store(args.db, readonly=True) as st:
         bugs = st.list_bugs(campaign=args.campaign, status=args.status, kind=args.kind)
     if args.variant:
         bugs = [b for b in bugs if args.variant in b.variants]

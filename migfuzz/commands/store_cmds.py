@@ -82,10 +82,12 @@ def register(sub) -> None:
 
 
 def cmd_export(args) -> int:
+    # reading commands (export, status, campaigns) open the store read-only: nothing is
+    # created, migrated or written, and an archived database opens where it lies
     from ..files import check_writable, write_atomic
     if args.output:
         check_writable(args.output, "corpus file")
-    with _store().open(args.db) as st:
+    with _store().open_readonly(args.db) as st:
         c = st.campaign(args.name)
         n = sum(1 for _ in st.iter_corpus(c.name))
         header = {"campaign": c.name, "variant": c.variant,
@@ -145,7 +147,7 @@ def cmd_db_upgrade(args) -> int:
 
 
 def cmd_db_status(args) -> int:
-    with _store().open(args.db, upgrade=False) as st:
+    with _store().open_readonly(args.db, require_head=False) as st:
         rev, head = st.revision()
         counts = st.counts()
     if args.json:
@@ -158,7 +160,7 @@ def cmd_db_status(args) -> int:
 
 
 def cmd_campaigns(args) -> int:
-    with _store().open(args.db) as st:
+    with _store().open_readonly(args.db) as st:
         rows = st.list_campaigns()
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -169,4 +171,8 @@ def cmd_campaigns(args) -> int:
     table([(r["name"], r["status"], r["variant"], r["corpus"], r["crashes"], r["buckets"],
             r["engine_version"]) for r in rows],
           ["campaign", "status", "variant", "corpus", "crashes", "buckets", "engine"])
+    for r in rows:
+        if r["status"] == "stale":
+            print(f"{r['name']}: stale: marked running, but {r['liveness']}; "
+                  f"'migfuzz fuzz --resume {r['name']}' continues it")
     return EXIT_OK
