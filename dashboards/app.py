@@ -44,7 +44,7 @@ def _dur(s) -> str:
     if s is None:
         return "-"
     s = float(s)
-    if s < 1:
+    if round(s * 1000) < 1000:
         return f"{s * 1000:.0f} ms"
     if s < 120:
         return f"{s:.1f} s"
