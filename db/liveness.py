@@ -93,8 +93,7 @@ def _started_at(pid: int) -> float | None:
 def last_sign(heartbeat_at: float | None, updated_at: float | None) -> float | None:
     """The owner's last sign of life: its heartbeat, else (a campaign written before
     heartbeats existed) its last write."""
-    vals = [t for t in (heartbeat_at, updated_at) if t is not None]
-    return max(vals) if vals else None
+    return heartbeat_at if heartbeat_at is not None else updated_at
 
 
 def owner_alive(owner: str | None, heartbeat_at: float | None,
@@ -140,9 +139,9 @@ class Heartbeat:
     """A daemon thread that calls ``beat()`` every ``every`` seconds until stopped.
     ``beat`` returning False (the claim was lost) ends it; errors are retried."""
 
-    def __init__(self, beat, every: float = HEARTBEAT_EVERY):
+    def __init__(self, beat, every: float | None = None):
         self._beat = beat
-        self._every = every
+        self._every = HEARTBEAT_EVERY if every is None else every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="migfuzz-heartbeat",
                                         daemon=True)
