@@ -21,9 +21,17 @@ METRICS: dict[str, tuple[str, str]] = {
     "migfuzz_executions_total": (
         "counter", "Executions run by a worker (its last stats sample)."),
     "migfuzz_coverage": (
-        "gauge", "Coverage features a worker has seen (its last stats sample)."),
+        "gauge", "Coverage features a worker's loop knows, with what other workers shared "
+        "with it (its last stats sample)."),
     "migfuzz_corpus_size": (
-        "gauge", "Corpus size a worker reported (its last stats sample)."),
+        "gauge", "Corpus size a worker's loop holds, with entries other workers shared "
+        "(its last stats sample)."),
+    "migfuzz_worker_corpus_entries": (
+        "gauge", "Corpus entries this worker stored (its own; the sum over a campaign's "
+        "workers is migfuzz_corpus_entries)."),
+    "migfuzz_worker_coverage_added": (
+        "gauge", "Coverage features this worker's corpus entries added first (its own; the "
+        "sum over a campaign's workers is the campaign's coverage)."),
     "migfuzz_worker_bugs": (
         "gauge", "Distinct bugs (duplicates left out) among the crashes this worker stored; "
         "a bug two workers hit counts for each (migfuzz_campaign_bugs counts it once)."),
@@ -78,6 +86,8 @@ def render(snap: dict[str, Any]) -> str:
         add("migfuzz_executions_total", lab, w["executions"])
         add("migfuzz_coverage", lab, w["coverage"])
         add("migfuzz_corpus_size", lab, w["corpus_size"])
+        add("migfuzz_worker_corpus_entries", lab, w["corpus_added"])
+        add("migfuzz_worker_coverage_added", lab, w["coverage_added"])
         add("migfuzz_worker_bugs", lab, w["bugs"])
         add("migfuzz_worker_crashes_total", lab, w["crashes"])
         add("migfuzz_worker_last_sample_time_seconds", lab, w["t"])

@@ -75,18 +75,30 @@ NOT_DUPLICATE = Bug.status != "duplicate"
 
 
 def worker_own(conn: Connection, cid: int | None = None) -> dict[tuple, dict]:
-    """(campaign id, worker) -> that worker's own crashes (crash records it stored) and
-    bugs (distinct bugs among them, duplicates left out)."""
+    """(campaign id, worker) -> that worker's own numbers, from the rows it stored:
+    ``crashes`` (crash records), ``bugs`` (distinct bugs among them, duplicates left out),
+    ``corpus`` (corpus entries) and ``coverage`` (the coverage those entries added first).
+    Each sums over a campaign's workers to the campaign's number (bugs excepted: a bug two
+    workers hit counts for each)."""
+    def blank():
+        return {"crashes": 0, "bugs": 0, "corpus": 0, "coverage": 0}
     where = [] if cid is None else [Crash.campaign_id == cid]
     out: dict[tuple, dict] = {}
     for c, w, n in conn.execute(select(Crash.campaign_id, Crash.worker, func.count())
                                 .where(*where).group_by(Crash.campaign_id, Crash.worker)):
-        out[(c, w)] = {"crashes": n, "bugs": 0}
+        out.setdefault((c, w), blank())["crashes"] = n
     for c, w, n in conn.execute(
             select(Crash.campaign_id, Crash.worker, func.count(Crash.signature.distinct()))
             .join(Bug, Bug.signature == Crash.signature).where(NOT_DUPLICATE, *where)
             .group_by(Crash.campaign_id, Crash.worker)):
-        out.setdefault((c, w), {"crashes": 0, "bugs": 0})["bugs"] = n
+        out.setdefault((c, w), blank())["bugs"] = n
+    cwhere = [] if cid is None else [CorpusEntry.campaign_id == cid]
+    for c, w, n, cov in conn.execute(
+            select(CorpusEntry.campaign_id, CorpusEntry.worker, func.count(),
+                   func.sum(CorpusEntry.new_coverage))
+            .where(*cwhere).group_by(CorpusEntry.campaign_id, CorpusEntry.worker)):
+        row = out.setdefault((c, w), blank())
+        row["corpus"], row["coverage"] = n, int(cov or 0)
     return out
 
 
@@ -220,6 +232,8 @@ def campaign_series(store: Store, name: str) -> dict[str, Any]:
         mine = own.get((c.id, w), {})
         totals[w] = {"executions": b.executions, "coverage": b.coverage,
                      "corpus_size": b.corpus_size, "bugs": mine.get("bugs", 0),
+                     "corpus_added": mine.get("corpus", 0),
+                     "coverage_added": mine.get("coverage", 0),
                      "crashes": mine.get("crashes", 0), "last_sample": b.at,
                      "rate": round((b.executions - a.executions) / span, 1) if span > 0
                      else None}
@@ -509,6 +523,9 @@ def metrics_snapshot(store: Store) -> dict[str, Any]:
                          "t": w.at, "executions": w.executions, "coverage": w.coverage,
                          "corpus_size": w.corpus_size,
                          "bugs": own.get((w.campaign_id, w.worker), {}).get("bugs", 0),
+                         "corpus_added": own.get((w.campaign_id, w.worker), {}).get("corpus", 0),
+                         "coverage_added": own.get((w.campaign_id, w.worker), {}).get(
+                             "coverage", 0),
                          "crashes": own.get((w.campaign_id, w.worker), {}).get("crashes", 0)}
                         for w in workers],
             "bugs": [{"kind": k, "status": s, "count": n} for k, s, n in bugs

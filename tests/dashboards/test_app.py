@@ -261,12 +261,25 @@ def test_worker_numbers_are_each_workers_own(server):
     campaigns = {c for c, _ in crashes}
     if server["fuzz_command"]:
         assert "fuzz-cli" in campaigns
+    # corpus entries and the coverage they added: each worker's own too
+    own_corpus = {(c, w): (n, cov) for c, w, n, cov in _sql(
+        server, "SELECT c.name, e.worker, count(*), sum(e.new_coverage) FROM corpus_entries e "
+                "JOIN campaigns c ON c.id = e.campaign_id GROUP BY 1, 2")}
+    entries = {(lab["campaign"], lab["worker"]): v for n, lab, v in samples
+               if n == "migfuzz_worker_corpus_entries"}
+    added = {(lab["campaign"], lab["worker"]): v for n, lab, v in samples
+             if n == "migfuzz_worker_coverage_added"}
+    for key in crashes:
+        assert (entries[key], added[key]) == own_corpus.get(key, (0, 0)), key
     # the campaign page's worker table says the same
     for camp in sorted(campaigns):
         rows = _rows(get(server, "/campaigns/" + quote(camp, safe="")).text, "workers")
         for r in rows:
-            assert _num(r["crashes"]) == own.get((camp, r["worker"]), 0), (camp, r)
-            assert _num(r["bugs"]) == own_bugs.get((camp, r["worker"]), 0), (camp, r)
+            key = (camp, r["worker"])
+            assert _num(r["crashes"]) == own.get(key, 0), (camp, r)
+            assert _num(r["bugs"]) == own_bugs.get(key, 0), (camp, r)
+            assert (_num(r["corpus entries"]), _num(r["coverage added"])) == \
+                own_corpus.get(key, (0, 0)), (camp, r)
 
 
 def test_campaign_bugs_are_that_campaigns_own(server):
