@@ -472,18 +472,27 @@ class Store:
             self._let_go(name)         # the owner string stays: who ran it last
 
     def list_campaigns(self) -> list[dict]:
-        """Campaigns with their corpus, crash and bucket counts, newest first."""
+        """Campaigns with their corpus, crash, bug and duplicate counts, newest first."""
         with self._reader.begin() as conn:
             corpus = dict(conn.execute(select(CorpusEntry.campaign_id, func.count())
                                        .group_by(CorpusEntry.campaign_id)).all())
-            crashes = {cid: (n, b) for cid, n, b in conn.execute(
-                select(Crash.campaign_id, func.count(), func.count(Crash.signature.distinct()))
-                .group_by(Crash.campaign_id)).all()}
+            crashes = dict(conn.execute(select(Crash.campaign_id, func.count())
+                                        .group_by(Crash.campaign_id)).all())
+            # "bugs" as 'migfuzz bugs' counts them: the distinct bugs a campaign hit,
+            # those filed as duplicates of another apart (one word, one count everywhere)
+            hit = (select(Crash.campaign_id, Crash.signature).distinct().subquery())
+            bugs: dict[int, list[int]] = {}
+            for cid, status, n in conn.execute(
+                    select(hit.c.campaign_id, BugRow.status, func.count())
+                    .join(BugRow, BugRow.signature == hit.c.signature)
+                    .group_by(hit.c.campaign_id, BugRow.status)).all():
+                bugs.setdefault(cid, [0, 0])[1 if status == "duplicate" else 0] += n
             out = []
             now = _now()
             for r in conn.execute(select(CampaignRow).order_by(CampaignRow.started_at.desc(),
                                                                 CampaignRow.id.desc())):
-                n, b = crashes.get(r.id, (0, 0))
+                n = crashes.get(r.id, 0)
+                b, d = bugs.get(r.id, (0, 0))
                 c = self._campaign(r)
                 live = c.liveness(now)
                 # "status" is what to show (a running campaign whose owner is gone is
@@ -491,7 +500,8 @@ class Store:
                 out.append({**c.to_json(), "status": c.shown_status(now),
                             "stored_status": c.status,
                             "liveness": live[1] if live else None,
-                            "corpus": corpus.get(r.id, 0), "crashes": n, "buckets": b})
+                            "corpus": corpus.get(r.id, 0), "crashes": n, "bugs": b,
+                            "duplicates": d})
             return out
 
     # ---------------------------------------------------------------- writes

@@ -181,30 +181,31 @@ def _run(args, session) -> int:
     target = session.base + more if args.execs is not None or args.duration is None else None
     tty = sys.stderr.isatty() and not args.json
     t0 = time.monotonic()
-    last = [0.0]
-
-    def progress(st: dict) -> None:
-        if tty and st["elapsed"] - last[0] >= 0.5:
-            last[0] = st["elapsed"]
-            print(f"\r{st['executions']} execs, {st['rate']:.0f}/s, coverage "
-                  f"{st['coverage']}, corpus {st['corpus']}, buckets {st['buckets']}  ",
-                  end="", file=sys.stderr, flush=True)
-
+    show = _Progress(tty, quiet=args.json, target=more if target is not None else None,
+                     base=session.base, duration=args.duration)
     interrupted = False
     with session.stop_on_signals() as stopped:
         try:
-            camp.run(execs=target, duration=args.duration, progress=progress,
+            camp.run(execs=target, duration=args.duration, progress=show,
                      stop=lambda _c: stopped[0], on_batch=session.on_batch)
         except KeyboardInterrupt:
             stopped[0] = True
         interrupted = stopped[0]
-    if tty:
-        print(file=sys.stderr)
+    show.done()
     spent = 0
     if not args.no_minimize and not interrupted:
-        if tty:
-            print(f"minimizing {len(camp.buckets)} bucket(s)...", file=sys.stderr)
-        spent = camp.minimize_all()
+        def minimizing(i: int, n: int, b) -> None:
+            if args.json:
+                return
+            line = f"minimizing {i + 1}/{n}: {b.kind} ({b.signature})"
+            if tty:
+                print("\r" + line + "\x1b[K", end="", file=sys.stderr, flush=True)
+            else:
+                print(line, file=sys.stderr, flush=True)
+
+        spent = camp.minimize_all(progress=minimizing)
+        if tty and not args.json:
+            print(file=sys.stderr)
     res = camp.result(time.monotonic() - t0, spent)
     return _report(args, res, session, interrupted)
 
@@ -223,7 +224,7 @@ def _report(args, res, session, interrupted: bool) -> int:
         json.dump(out, sys.stdout, indent=1)
         print()
     else:
-        _print(res)
+        _print(res, session.base)
         if stored:
             print(f"\nstored in {stored['db']}: campaign {stored['campaign']} "
                   f"({stored['status']}), {stored['executions']} executions, "
@@ -250,7 +251,8 @@ def _run_farm(args, session) -> int:
     n = args.workers
     tty = sys.stderr.isatty() and not args.json
     opts = FarmOptions(workers=n, batch=args.batch, minimize=not args.no_minimize)
-    show = _Progress(tty, quiet=args.json, target=execs, base=session.base)
+    show = _Progress(tty, quiet=args.json, target=execs, base=session.base,
+                     duration=args.duration)
     # one logical CPU more than the workers: minimization tasks run beside them
     with ray_session(args.address, num_cpus=None if args.address else n + 1) as ray:
         with session.stop_on_signals(sigint=True) as stopped:
@@ -265,12 +267,15 @@ def _run_farm(args, session) -> int:
 
 
 class _Progress:
-    """Total and per-worker executions/s, coverage, corpus, buckets: a redrawn line with a
-    bar on a terminal, a plain line every few seconds otherwise."""
+    """Executions (of the campaign, and per worker on the farm), executions/s, coverage,
+    corpus, bugs; with a known budget (--execs or --duration) a bar, the share done and
+    the time left. A redrawn line on a terminal, a plain line every few seconds otherwise
+    (a log file then gets a readable record). Both modes, one renderer."""
 
     def __init__(self, tty: bool, quiet: bool, target: int | None, base: int,
-                 every: float = 5.0):
+                 duration: float | None = None, every: float = 5.0):
         self.tty, self.quiet, self.target, self.base = tty, quiet, target, base
+        self.duration = duration
         self.every = every if not tty else 0.25
         self.last = 0.0
         self.drawn = False
@@ -278,21 +283,37 @@ class _Progress:
     def line(self, st: dict) -> str:
         ws = " ".join(f"{w['name']} {w['rate']:.0f}/s" + ("!" if w["failed"] else "")
                       for w in st["workers"])
-        return (f"{st['executions']} execs, {st['rate']:.0f}/s ({ws}), coverage "
-                f"{st['coverage']}, corpus {st['corpus']}, buckets {st['buckets']}")
+        total = f"/{self.base + self.target}" if self.target else ""
+        return (f"{st['executions']}{total} execs, {st['rate']:.0f}/s"
+                + (f" ({ws})" if ws else "") + f", coverage {st['coverage']}, corpus "
+                f"{st['corpus']}, bugs {st['buckets']}")
+
+    def fraction(self, st: dict) -> tuple[float, float] | None:
+        """(share done, seconds left) when the budget is known."""
+        if self.target:
+            frac = min(1.0, st["session_executions"] / self.target)
+            left = (self.target - st["session_executions"]) / max(st["rate"], 1e-9)
+            return frac, max(0.0, left)
+        if self.duration:
+            return (min(1.0, st["elapsed"] / self.duration),
+                    max(0.0, self.duration - st["elapsed"]))
+        return None
 
     def __call__(self, st: dict) -> None:
         if self.quiet or st["elapsed"] - self.last < self.every:
             return
         self.last = st["elapsed"]
+        done = self.fraction(st)
+        eta = f", {_clock(done[1])} left" if done else ""
         if not self.tty:
-            print(f"[{st['elapsed']:.0f}s] " + self.line(st), file=sys.stderr, flush=True)
+            print(f"[{st['elapsed']:.0f}s] " + self.line(st)
+                  + (f" ({done[0] * 100:.0f}%{eta})" if done else ""),
+                  file=sys.stderr, flush=True)
             return
         bar = ""
-        if self.target:
-            frac = min(1.0, st["session_executions"] / self.target)
-            bar = f"[{'#' * int(frac * 20):<20}] {frac * 100:3.0f}% "
-        print(f"\r{bar}{self.line(st)}\x1b[K", end="", file=sys.stderr, flush=True)
+        if done:
+            bar = f"[{'#' * int(done[0] * 20):<20}] {done[0] * 100:3.0f}% "
+        print(f"\r{bar}{self.line(st)}{eta}\x1b[K", end="", file=sys.stderr, flush=True)
         self.drawn = True
 
     def log(self, msg: str) -> None:
@@ -338,6 +359,11 @@ def _free_path(path: str, text: str) -> str:
                      f"directories hold its name and -2 ... -999")
 
 
+def _clock(seconds: float) -> str:
+    m, sec = divmod(int(seconds + 0.5), 60)
+    return f"{m // 60}:{m % 60:02d}:{sec:02d}" if m >= 60 else f"{m}:{sec:02d}"
+
+
 def _write_repros(res, out: str) -> None:
     if not res.buckets:
         return
@@ -364,14 +390,18 @@ def _write_repros(res, out: str) -> None:
         b.repro_path = path
 
 
-def _print(res) -> None:
+def _print(res, base: int = 0) -> None:
+    """The summary. ``base``: executions stored before this run (--resume); rates and the
+    'first' column are this run's, the totals the campaign's."""
     st = res.stats
-    print(f"{res.executions} executions on {res.config['variant']} in {res.seconds:.1f} s "
-          f"({res.executions / max(st['seconds'], 1e-9):.0f}/s fuzzing), coverage "
+    run = res.executions - base
+    print(f"{res.executions} executions on {res.config['variant']}"
+          + (f" ({run} in this run)" if base else "") + f" in {res.seconds:.1f} s "
+          f"({run / max(st['seconds'], 1e-9):.0f}/s fuzzing), coverage "
           f"{st['coverage']} ({st['coverage_kinds']['branches']} branches, "
           f"{st['coverage_kinds']['pairs']} pairs, {st['coverage_kinds']['lock_edges']} lock "
           f"edges), corpus {st['corpus']}, {st['scenarios']} scenarios, "
-          f"{len(res.buckets)} bucket(s)")
+          f"{len(res.buckets)} bug(s)")
     if not res.buckets:
         return
     rows = []
@@ -382,7 +412,10 @@ def _print(res) -> None:
         rows.append((b.kind, b.hits, b.first_seen, size, b.repro_path or "-",
                      b.title[:90] + ("..." if len(b.title) > 90 else "")))
     print()
-    table(rows, ["kind", "hits", "first", "minimized", "reproducer", "title"])
+    # "first": the campaign-wide number of the execution that first hit the bug in this
+    # run (a resumed run does not know the execution numbers of earlier runs' hits)
+    table(rows, ["kind", "hits", "first" if not base else "first (this run)", "minimized",
+                 "reproducer", "title"])
 
 
 def _exhaustive(args, vname: str, scs: list[dict]) -> int:

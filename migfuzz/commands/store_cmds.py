@@ -75,7 +75,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("campaigns", help="list the campaigns in the store",
                        description="List campaigns with their status, corpus size, crashes "
-                       "and buckets, newest first.")
+                       "and bugs (as 'migfuzz bugs' counts them: duplicates apart), newest first.")
     p.add_argument("--db", metavar="URL", help=DB_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_campaigns)
@@ -168,9 +168,10 @@ def cmd_campaigns(args) -> int:
     if not rows:
         print("no campaigns")
         return EXIT_OK
-    table([(r["name"], r["status"], r["variant"], r["corpus"], r["crashes"], r["buckets"],
+    table([(r["name"], r["status"], r["variant"], r["corpus"], r["crashes"],
+            f"{r['bugs']}" + (f" (+{r['duplicates']} dup)" if r["duplicates"] else ""),
             r["engine_version"]) for r in rows],
-          ["campaign", "status", "variant", "corpus", "crashes", "buckets", "engine"])
+          ["campaign", "status", "variant", "corpus", "crashes", "bugs", "engine"])
     for r in rows:
         if r["status"] == "stale":
             print(f"{r['name']}: stale: marked running, but {r['liveness']}; "
