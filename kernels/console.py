@@ -42,6 +42,8 @@ HEADERS: list[tuple[str, re.Pattern]] = [
 ]
 # lines that end a finding's excerpt (kept in the excerpt)
 _END = re.compile(r"---\[ end (trace|Kernel panic)|^={20,}$")
+# lines that start the next report (not kept in the open excerpt)
+_BOUNDARY = re.compile(r"^-+\[ cut here \]-+$")
 
 
 @dataclass
@@ -124,6 +126,9 @@ def findings(text: str) -> list[Finding]:
             ends_here = bool(_END.search(strip_ts(line)))
             if ends_here and is_kernel_line(line):
                 cur.excerpt.append(strip_ts(line))
+                cur = None
+                continue
+            if _BOUNDARY.search(strip_ts(line).strip()):
                 cur = None
                 continue
             if kind and (kind in own_start or cur.kind == "warning") and n != cur.line:

@@ -21,8 +21,8 @@ from kernels import console
 from kernels.env import GUEST_TOOLS, LaneError, cache_dir, require, say
 
 QEMU = "qemu-system-x86_64"
-DEFAULT_APPEND = ("console=ttyS0 panic=-1 nokaslr loglevel=6 "
-                  "hung_task_timeout_secs=30 softlockup_panic=0 printk.time=1")
+DEFAULT_APPEND = ("console=ttyS0 panic=-1 loglevel=7 "
+                  "softlockup_panic=0 printk.time=1")
 
 
 def qemu_command(kernel: str | Path, initrd: str | Path | None, *, accel: str = "tcg",

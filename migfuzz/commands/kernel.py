@@ -64,12 +64,16 @@ def register(sub) -> argparse._SubParsersAction:
         "test", help="boot a release in QEMU and run the kernel's own hmm-tests",
         description="Build (cached), make an initramfs (busybox-static, hmm-tests built "
         "statically from the same source, run as root in a tmpfs with hugetlb pages "
-        "reserved), boot QEMU (-nic none; KVM if it works, else TCG), and report hmm-tests "
+        "reserved, THP in madvise mode, DEVICE_COHERENT devices on reserved memory), boot QEMU "
+        "(-nic none; KVM if it works, else TCG), and report hmm-tests "
         "per test (passed/failed/skipped) and every kernel finding with its console excerpt.",
         epilog="Exit status: 0 the lane ran and no kernel finding appeared (failed hmm-tests "
         "alone do not change it), 1 the kernel reported a finding or the guest hung, 2 the "
         "lane could not run.")
     _common(t, timeout=True)
+    t.add_argument("--no-coherent", action="store_true",
+                   help="do not reserve memory for test_hmm's DEVICE_COHERENT devices "
+                        "(hmm-tests then skip their 29 device_coherent tests)")
     t.set_defaults(func=cmd_test)
     # `kernel repro` (kernels/repro.py) registers itself on `ksub` here, e.g.
     # `repro_cli.register(ksub)`: keep that line the last before the return.
@@ -105,7 +109,7 @@ def cmd_test(args) -> int:
     echo = (lambda line: print(f"  guest| {line}", file=sys.stderr, flush=True)) \
         if args.verbose else None
     run = run_hmm_tests(args.release, args.config, timeout_s=args.timeout, accel=args.accel,
-                        echo=echo)
+                        coherent=not args.no_coherent, echo=echo)
     g = run.guest
     if not g.booted:
         status = EXIT_LANE

@@ -72,3 +72,32 @@ def _fixture(name):
     if not p.is_file():
         pytest.fail(f"missing fixture {p}")
     return p.read_text()
+
+
+def test_real_lkdtm_reports_6_1():
+    # 6.1.192 guest: LKDTM HUNG_TASK (hung_task_timeout_secs=5), then WARNING, BUG, EXCEPTION
+    text = _fixture("console-6.1-lkdtm.txt")
+    f = console.findings(text)
+    assert [x.kind for x in f] == ["hung_task", "warning", "bug", "bug"]
+    hung, warn, bug, null = f
+    assert hung.title == "INFO: task sh:44 blocked for more than 5 seconds."
+    assert any(ln.startswith("task:sh") and "state:D" in ln for ln in hung.excerpt)
+    assert not any("cut here" in ln or "WARNING: CPU" in ln for ln in hung.excerpt)
+    assert warn.title.startswith("WARNING: CPU: 1 PID: 46 at drivers/misc/lkdtm/bugs.c:85")
+    assert warn.excerpt[-1].startswith("---[ end trace") and "Call Trace:" in warn.excerpt
+    assert bug.title == "kernel BUG at drivers/misc/lkdtm/bugs.c:78!"
+    assert any("invalid opcode" in ln for ln in bug.excerpt)
+    assert null.title.startswith("BUG: kernel NULL pointer dereference")
+    assert any(ln.startswith("Oops:") for ln in null.excerpt)
+    assert null.excerpt[-1].startswith("---[ end trace")
+    assert console.structured(text)[-2:] == [{"event": "lkdtm-done"},
+                                             {"event": "done", "uptime": 17.07}]
+
+
+def test_real_panic_6_1():
+    text = _fixture("console-6.1-sysrq-panic.txt")
+    f = console.findings(text)
+    assert [x.kind for x in f] == ["panic"]
+    assert f[0].title == "Kernel panic - not syncing: sysrq triggered crash"
+    assert "sysrq_handle_crash+0xc/0xc" in " ".join(f[0].excerpt)
+    assert not any(e.get("event") == "done" for e in console.structured(text))
