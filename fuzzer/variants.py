@@ -69,8 +69,13 @@ _V61 = Switches(flush_under_ptl=True, dirty_to_page=True, wait_takes_ref=False,
 # name -> (switches, description); the description does not repeat the name (listings print
 # "name: description")
 VARIANTS: dict[str, tuple[Switches, str]] = {
-    "v5.15": (_V515, "mainline: MIGRATE_PFN_LOCKED and prepare, flush after the PTL, "
-                     "dirty bit dropped, waiters take a reference, DP faults unpinned"),
+    # v5.15 is mainline v5.15.0, not the 5.15.y LTS: the LTS backported 60bae7370896
+    # (5.15.y flushes under the PTL), so stable users should read madvise-race's finding
+    # as fixed there
+    "v5.15": (_V515, "mainline v5.15.0 (not the 5.15.y LTS, which backported the flush "
+                     "under the PTL, 60bae7370896): MIGRATE_PFN_LOCKED and prepare, flush "
+                     "after the PTL, dirty bit dropped, waiters take a reference, DP faults "
+                     "unpinned"),
     "v5.16": (_V516, "v5.15 with the seed patch (ab09243aa95a) applied, nothing else"),
     "v6.1": (_V61, "dirty bit to the page, flush under the PTL, waiters take no "
                    "reference, DP fault pins the page and passes fault_page"),
