@@ -86,7 +86,7 @@ def register(sub) -> None:
                    help="exit 1 if any bucket was found (for CI)")
     p.add_argument("--db", metavar="URL", help=DB_HELP)
     p.add_argument("--name", help="campaign name in the store (default: fuzz-<variant>-"
-                                  "<UTC time>)")
+                                  "<UTC time>-<6 random hex digits>)")
     p.add_argument("--resume", metavar="NAME",
                    help="continue a stopped or killed campaign: its config, corpus and "
                         "coverage come from the store; --execs/--duration say how much more")
