@@ -56,7 +56,11 @@ def release(name: str) -> Release:
 def cache_dir() -> Path:
     base = os.environ.get("MIGFUZZ_CACHE") or str(Path.home() / ".cache" / "migfuzz")
     p = Path(base)
-    p.mkdir(parents=True, exist_ok=True)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LaneError(f"cannot create the cache directory {p} ({e.strerror}); "
+                        f"set MIGFUZZ_CACHE to a writable directory") from e
     return p
 
 
