@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from .errors import StoreError
 
@@ -183,7 +183,29 @@ def sqlite_readonly_engine(path: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _begin(conn):                 # one consistent snapshot per read transaction
         conn.exec_driver_sql("BEGIN")
+    try:
+        check_intact(engine, f"sqlite:///{path}")
+    except StoreError:
+        engine.dispose()
+        raise
+    except DBAPIError as e:
+        engine.dispose()
+        raise StoreError(error_message(f"sqlite:///{path}", e, opening=True)) from None
     return engine
+
+
+def check_intact(engine: Engine, url: str) -> None:
+    """SQLite: ``PRAGMA quick_check`` (about 0.2 s for 300 MB), so that a damaged file is
+    refused by every command when it opens the store, not only by those whose queries
+    touch the damaged pages (the others would read garbage or fail half-way)."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        rows = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check").all()]
+    if rows != ["ok"]:
+        first = str(rows[0] if rows else "no answer").replace("\n", " ")[:200]
+        raise StoreError(f"database {where(url)} is damaged (PRAGMA quick_check: {first}); "
+                         f"restore it from a copy or use another --db")
 
 
 def _pg_read_only(engine: Engine) -> None:

@@ -148,10 +148,12 @@ def test_damaged_file_one_line_every_command(db, made, tmp_path, capsys, how):
 
 
 def test_damaged_file_api(db, how="page-3"):
+    from dashboards.readonly import open_readonly       # the dashboard's opener
     _damage(db, how)
-    for opener in (Store.open, Store.open_readonly):
+    for opener in (Store.open, Store.open_readonly, open_readonly):
         with pytest.raises(StoreError, match="damaged"):
             opener(f"sqlite:///{db}")
+    assert listing(db.parent) == ["a.db"]
 
 
 # ------------------------------------------------------------------ item 5: read-only file
