@@ -262,3 +262,19 @@ def test_verdict_refuses_bad_fields(tmp_path):
         with pytest.raises(StoreError, match="unknown"):
             add_verdict(st, sig, release="6.1.192", iterations=1, hits=0, colour="red")
         assert verdicts(st, sig) == []
+
+
+def test_cli_refuses_an_untranslatable_reproducer_with_one_line(tmp_path, capsys):
+    from corpus.builtin import get_scenario
+    from migfuzz.cli import main
+    inp = inputs.make(get_scenario("gup-pin"), "v6.1", [[0, 1]],
+                      result={"findings": [{"kind": "REFCOUNT_LEAK", "title": "t",
+                                            "signature": "REFCOUNT_LEAK-0"}],
+                              "trace_hash": "0"})
+    f = tmp_path / "gup.json"
+    f.write_text(json.dumps(inp))
+    assert main(["kernel", "repro", str(f)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "actor 'test'" in err[0] and "'pin'" in err[0]
+    assert main(["kernel", "repro", str(THP_INPUT), "--iterations", "0"]) == 2
+    assert main(["kernel", "repro", str(THP_INPUT), "--release", "5.4"]) == 2
