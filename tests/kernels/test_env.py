@@ -41,3 +41,46 @@ def test_unknown_release():
 def test_cache_dir_env(monkeypatch, tmp_path):
     monkeypatch.setenv("MIGFUZZ_CACHE", str(tmp_path / "c"))
     assert env.cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()
+
+
+def _fake_tree(monkeypatch, tmp_path, bz_rc):
+    monkeypatch.setenv("MIGFUZZ_CACHE", str(tmp_path / "cache"))
+    tar = tmp_path / "linux-source-6.1.tar.xz"
+    tar.write_bytes(b"x")
+    monkeypatch.setitem(env.RELEASES, "6.1", env.Release("6.1", "linux-source-6.1", tar, "vm"))
+    monkeypatch.setattr(kbuild, "source_id", lambda rel: "6.1.192-3")
+    monkeypatch.setattr(kbuild, "require", lambda *a, **k: None)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 192\n")
+    monkeypatch.setattr(kbuild, "source_dir", lambda r, log=None: (src, "6.1.192-3"))
+
+    def fake_make(args, src_, logf, label, expected, log=None, every_s=60.0):
+        bdir = Path(args[0][2:])
+        if "tinyconfig" in args:
+            (bdir / ".config").write_text("CONFIG_MMU=y\n")
+        if "bzImage" in args:
+            logf.write("  CC      mm/migrate.o\n")
+            if bz_rc == 0:
+                (bdir / "arch/x86/boot").mkdir(parents=True)
+                (bdir / "arch/x86/boot/bzImage").write_bytes(b"kernel")
+            return bz_rc, 1, 0.5
+        return 0, 0, 0.1
+    monkeypatch.setattr(kbuild, "_run_make", fake_make)
+
+
+def test_failed_build_is_one_line_and_leaves_no_done_entry(monkeypatch, tmp_path):
+    _fake_tree(monkeypatch, tmp_path, bz_rc=2)
+    with pytest.raises(env.LaneError, match=r"kernel build failed \(6.1 base\); log: .*migfuzz-build.log"):
+        kbuild.build("6.1", "base", log=lambda m: None)
+    assert not list((tmp_path / "cache").rglob("done.json"))
+    assert kbuild.cached_kernel("6.1", "base") is None
+
+
+def test_successful_build_is_cached(monkeypatch, tmp_path):
+    _fake_tree(monkeypatch, tmp_path, bz_rc=0)
+    bk = kbuild.build("6.1", "base", log=lambda m: None)
+    assert not bk.cached and bk.kernel_version == "6.1.192" and Path(bk.bzimage).is_file()
+    again = kbuild.build("6.1", "base", log=lambda m: None)
+    assert again.cached and again.key == bk.key
+    assert kbuild.cached_kernel("6.1", "kasan") is None
