@@ -393,3 +393,19 @@ def test_heartbeat_on_writes_and_between_them(db_url, monkeypatch):
         time.sleep(0.01)
         st.write_batch("c", stats=[{"worker": "local", "t": 1.0, "executions": 1}])
         assert st.campaign("c").heartbeat_at > t              # every batch write beats
+
+
+def test_failed_resume_gives_the_campaign_back(tmp_path):
+    """A resume refused after its claim (the campaign's engine version is another) leaves
+    the campaign as it was: status, end time, owner."""
+    from migfuzz.session import CampaignSession
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    with Store.open(url) as st:
+        st.create_campaign("old", "v5.16", {"variant": "v5.16"}, 1, engine_version="0")
+        st.set_campaign_status("old", "stopped")
+        before = st.campaign("old")
+    with pytest.raises(StoreError, match="engine version 0"):
+        CampaignSession.resume(db=url, name="old")
+    with Store.open_readonly(url) as st:
+        after = st.campaign("old")
+    assert (after.status, after.ended_at, after.owner) == ("stopped", before.ended_at, None)
