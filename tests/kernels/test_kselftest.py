@@ -77,3 +77,18 @@ def test_failure_with_kernel_lines_interleaved():
     t = s.tests[0]
     assert t.status == "failed" and t.number == 14
     assert "Expected ret (-12)" in t.reason and "crng" not in t.reason
+
+
+def test_real_6_12_run_thp_always_no_coherent():
+    # a real run of 6.12.117's hmm-tests, THP "always" and no DEVICE_COHERENT memory
+    s = kselftest.parse((FIX / "hmm-tests-6.12-thp-always-no-coherent.txt").read_text())
+    assert s.planned == 58 and len(s.tests) == 58
+    assert s.totals == {"pass": 26, "fail": 3, "xfail": 0, "xpass": 0, "skip": 29, "error": 0}
+    assert (s.passed, s.failed, s.skipped) == (26, 3, 29)
+    assert not any(t.harness_passed for t in s.tests)        # 6.12's harness reports skips
+    assert {t.name for t in s.tests if t.status == "failed"} == {
+        "hmm.hmm_device_private.exclusive", "hmm.hmm_device_private.exclusive_mprotect",
+        "hmm.hmm_device_private.exclusive_cow"}
+    t = next(t for t in s.tests if t.name == "hmm.hmm_device_private.exclusive")
+    assert t.reason.startswith("# tools/testing/selftests/mm/hmm-tests.c:1817:exclusive:"
+                               "Expected ret (-16) == 0 (0)")
