@@ -278,3 +278,29 @@ def test_cli_refuses_an_untranslatable_reproducer_with_one_line(tmp_path, capsys
     assert len(err) == 1 and "actor 'test'" in err[0] and "'pin'" in err[0]
     assert main(["kernel", "repro", str(THP_INPUT), "--iterations", "0"]) == 2
     assert main(["kernel", "repro", str(THP_INPUT), "--release", "5.4"]) == 2
+
+
+def test_model_vs_kernel_pure_parts():
+    from corpus.builtin import get_scenario
+    m = repro.model_end_state(get_scenario("migrate"))
+    assert m == {"findings": [], "migrated": 4, "requested": 4, "where": "RRRR"}
+    thp = repro.model_end_state(get_scenario("migrate-thp"))
+    assert thp["where"] == "D" * 512 and thp["migrated"] == 512
+    text = "\n".join([
+        'MIGFUZZ {"event": "compare-start", "scenario": "migrate"}',
+        'MIGFUZZ {"mfr":"op","actor":"layout","op":"migrate","start":0,"npages":4,'
+        '"errno":0,"cpages":4}',
+        'MIGFUZZ {"mfr":"op","actor":"test","op":"migrate","start":0,"npages":4,'
+        '"errno":0,"cpages":4}',
+        'MIGFUZZ {"mfr":"where","when":"after","pages":"RRRR"}',
+        _iter(0, "serial"),
+        'MIGFUZZ {"event": "compare-start", "scenario": "migrate-shared"}',
+        'MIGFUZZ {"mfr":"op","actor":"test","op":"migrate","start":0,"npages":2,'
+        '"errno":2,"cpages":0}'])
+    parts = repro.split_compare_console(text)
+    assert set(parts) == {"migrate", "migrate-shared"}
+    k = repro.kernel_end_state(repro.parse_verbose(parts["migrate"]))
+    assert k["where"] == "RRRR" and k["migrated"] == 4 and k["ops"] == [("migrate", 0, 4)]
+    assert k["lost_writes"] == 0 and k["leaked"] == 0
+    k2 = repro.kernel_end_state(repro.parse_verbose(parts["migrate-shared"]))
+    assert k2["ops"] == [("migrate", 2, 0)] and k2["where"] is None
