@@ -20,6 +20,8 @@ def check_writable(path: str, what: str = "output file") -> None:
         raise UsageError(f"empty {what} name")
     if os.path.isdir(path):
         raise UsageError(f"{path}: is a directory (give a file name)")
+    if os.path.exists(path) and not os.path.isfile(path):
+        return                  # a device or a pipe: written in place (see write_atomic)
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise UsageError(f"{path}: cannot write the {what}: no directory {parent}")
@@ -51,6 +53,14 @@ def write_atomic(path: str, text: str | Callable[[TextIO], object],
     ``path`` and rename it into place: readers never see half a file, and on any error the
     temporary file is removed and the old file (if any) is left as it was. Returns what the
     writer returned."""
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        # a device or a pipe (-o /dev/null, -o /dev/stdout, a FIFO): write into it; a
+        # rename would replace it with a regular file (as root, /dev/null itself)
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                return text(f) if callable(text) else f.write(text)
+        except OSError as e:
+            raise UsageError(f"{path}: cannot write the {what}: {_why(e)}") from None
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
