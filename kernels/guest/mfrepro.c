@@ -463,7 +463,8 @@ static void run_op(struct actor *a, struct op *o, int *fds)
 		dmirror(fds[o->dev], MF_MIGRATE_TO_SYS, o->start, o->npages, a->name);
 		break;
 	case OP_EVICT:
-		dmirror(fds[o->dev], MF_RELEASE, 0, 0, a->name);
+		/* the ioctl checks addr/npages before it looks at the command: one page */
+		dmirror(fds[o->dev], MF_RELEASE, 0, 1, a->name);
 		break;
 	case OP_READ:
 		for (int r = 0; r < o->repeat; r++)
