@@ -395,7 +395,8 @@ def kernel_end_state(run: RunResult) -> dict:
 
 def compare_script(progs: dict[str, GuestProgram]) -> str:
     """One /init script running every program once, serially, with per-op reports."""
-    parts = []
+    # the kernel's own boot messages (input probing ~2 s in) can cut a line in two
+    parts = ["sleep 3\n"]
     for name, prog in progs.items():
         spec = prog.spec()
         parts.append(f"cat > /tmp/{name}.spec <<'MFSPEC_END'\n{spec}MFSPEC_END\n"
