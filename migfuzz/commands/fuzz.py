@@ -95,8 +95,9 @@ def register(sub) -> None:
                         "same trace and findings, as Shuttle's checker (twice the cost; "
                         "--workers 0 only; exit 3 where a run is not deterministic)")
     p.add_argument("--max-crashes-per-bug", type=int, default=100, metavar="N",
-                   help="crash rows the store keeps per bug (default 100, as syzkaller keeps "
-                        "100 crash logs per bug); past it a crash leaves no row but still "
+                   help="crash rows the store keeps per bug and campaign (default 100, as "
+                        "syzkaller keeps 100 crash logs per bug); past it a crash leaves no "
+                        "row but still "
                         "moves the bug's last seen and can give it a smaller reproducer")
     p.add_argument("--max-generated-scenarios", type=int, default=None, metavar="N",
                    help="generated scenarios the pool keeps, the first N that add coverage "

@@ -223,6 +223,12 @@ def test_crash_rows_per_bug_are_capped(db_url):
         assert st.get_bug(sig).to_json() == bug.to_json()
         # another bug has its own room
         assert st.add_crashes("c", [D.crash(i, 2) for i in range(4)])["added"] == 4
+        # and so has another campaign: it lists the bug through rows of its own (with one
+        # cap per bug, a second campaign stored none and showed 0 bugs)
+        st.create_campaign("d", "v5.16")
+        assert st.add_crashes("d", batch)["added"] == 5
+        assert [b.signature for b in st.list_bugs(campaign="d")] == [sig]
+        assert st.get_bug(sig).count == 10
     finally:
         st.close()
     with pytest.raises(StoreError, match="at least 1"):
