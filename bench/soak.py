@@ -130,6 +130,12 @@ def soak_one(s: Soak, mode: str, store: str, db: str, minutes: float, seed: int)
     bugs = json.loads(p.stdout or "[]")
     s.check(len(bugs) == st["bugs"],
             f"{mode}/{store}: fuzz says {st['bugs']} bugs, 'bugs' lists {len(bugs)}")
+    # nothing found is lost: every signature the campaign's buckets hold is a stored bug
+    # of this campaign (duplicates included)
+    p, _ = s.cli(["bugs", "--db", db, "--campaign", name, "--all", "--json"], "bugs --all")
+    stored = {b["signature"] for b in json.loads(p.stdout or "[]")}
+    found = {sig for b in out["buckets"] for sig in b["signatures"]}
+    s.check(found <= stored, f"{mode}/{store}: found but not stored: {sorted(found - stored)}")
     p, _ = s.cli(["campaigns", "--db", db, "--json"], "campaigns")
     camp = next((c for c in json.loads(p.stdout or "[]") if c["name"] == name), {})
     for key in ("bugs", "crashes", "corpus"):
