@@ -280,13 +280,17 @@ def guest_binary(log=None) -> Path:
 
 
 def guest_script(prog: GuestProgram, mode: str, iterations: int, repeats: int, seed: int,
-                 jitter: int, timeout: int) -> str:
+                 jitter: int, timeout: int, enforce: str | None = None) -> str:
     """The /init script of one run: write the spec, run the program."""
     spec = prog.spec()
     if "MFSPEC_END" in spec:
         raise ReproError("the program spec contains the heredoc marker")
     args = (f"-i {iterations} -r {repeats} -m {mode} -s {seed} -j {jitter} "
             f"-t {timeout}")
+    if enforce:
+        if not re.fullmatch(r"[\w:.-]+ [\w:.-]+ \d+", enforce):
+            raise ReproError("--enforce takes 'HOLD_SITE UNTIL_SITE TIMEOUT_MS'")
+        args += f" -e '{enforce}'"
     return (f"cat > /tmp/spec <<'MFSPEC_END'\n{spec}MFSPEC_END\n"
             f"mf_event repro-start '\"mode\": \"{mode}\"'\n"
             f"/bin/{GUEST_NAME} /tmp/spec {args} 2>&1\n"
@@ -306,6 +310,7 @@ def run(ref_label: str, inp: dict, signature: str | None, *, release: str = "6.1
         config: str = "base", iterations: int = DEFAULTS["iterations"],
         control: int = DEFAULTS["control"], repeats: int = DEFAULTS["repeats"],
         jitter: int = DEFAULTS["jitter"], timeout: int = DEFAULTS["timeout"], seed: int = 1,
+        enforce: str | None = None, bzimage: str | None = None,
         log=None) -> tuple[Verdict, dict]:
     """Translate, boot twice (race, control), judge. Raises ReproError (exit 2)."""
     from kernels.build import cached_kernel
@@ -320,11 +325,19 @@ def run(ref_label: str, inp: dict, signature: str | None, *, release: str = "6.1
     if kern is None:
         raise ReproError(f"no {release} kernel with the {config} config is built here: run "
                          f"`migfuzz kernel build --release {release}` first")
+    if bzimage:
+        # another image of the same release (an instrumented or patched build of it)
+        if not Path(bzimage).is_file():
+            raise ReproError(f"--bzimage {bzimage}: no such file")
+        from dataclasses import replace
+        kern = replace(kern, bzimage=str(bzimage))
+        config = f"{config}+{Path(bzimage).parent.parent.parent.parent.name or 'custom'}"
     try:
         binary = guest_binary(log)
         texts = {}
         for mode, n in (("race", iterations), ("serial", control)):
-            script = guest_script(prog, mode, n, repeats, seed, jitter, timeout)
+            script = guest_script(prog, mode, n, repeats, seed, jitter, timeout,
+                                  enforce if mode == "race" else None)
             initrd = build_initramfs(release, {GUEST_NAME: binary}, script,
                                      include_hmm_tests=False, log=log or (lambda m: None))
             budget = 120 + n * (repeats * 2 + 20) + timeout
@@ -346,10 +359,20 @@ def run(ref_label: str, inp: dict, signature: str | None, *, release: str = "6.1
             raise ReproError(f"the {name} run produced no result (see the console: "
                              f"{_tail(texts['race' if name == 'race' else 'serial'])})")
     v = judge(kind, race, ctl, release=kern.kernel_version, config=config)
+    if enforce:
+        v.mode = "enforced"
+        v.detail["enforce"] = enforce
+        v.detail["enforce_counters"] = _enforce_counters(texts["race"])
     v.detail["program"] = prog.spec()
     v.detail["repeats"] = repeats
     v.detail["jitter"] = jitter
     return v, texts
+
+
+def _enforce_counters(text: str) -> list[str]:
+    from kernels import console
+    return [o.get("counters", "").strip() for o in console.structured(text)
+            if o.get("mfr") == "enforce"]
 
 
 def _tail(text: str) -> str:
@@ -491,6 +514,13 @@ def register(ksub) -> None:
     p.add_argument("--timeout", type=int, default=DEFAULTS["timeout"], metavar="S",
                    help="seconds one repetition may take before an actor counts as hung")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--enforce", metavar="'HOLD UNTIL MS'",
+                   help="enforced mode: hold the first task reaching schedule point HOLD "
+                        "until another passes UNTIL (at most MS ms), every repetition; needs "
+                        "a kernel built with kernels/patches/apply_mf_sched.py (--bzimage)")
+    p.add_argument("--bzimage", metavar="PATH",
+                   help="boot this image of the release instead of the cached build (an "
+                        "instrumented or patched build of the same source)")
     p.add_argument("--no-store", action="store_true", help="do not store the verdict")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_repro)
@@ -512,13 +542,15 @@ def cmd_repro(args) -> int:
         v, _texts = run(ref.label, ref.input, ref.signature, release=args.release,
                         config=args.config, iterations=args.iterations, control=args.control,
                         repeats=args.repeats, jitter=args.jitter, timeout=args.timeout,
-                        seed=args.seed, log=log)
+                        seed=args.seed, enforce=args.enforce, bzimage=args.bzimage, log=log)
     except ReproError as e:
         raise UsageError(str(e)) from None
     command = (f"migfuzz kernel repro {shlex.quote(ref.label)} --release {args.release} "
                f"--config {args.config} --iterations {args.iterations} --control "
                f"{args.control} --repeats {args.repeats} --jitter {args.jitter} "
-               f"--seed {args.seed}")
+               f"--seed {args.seed}"
+               + (f" --enforce {shlex.quote(args.enforce)}" if args.enforce else "")
+               + (f" --bzimage {shlex.quote(args.bzimage)}" if args.bzimage else ""))
     stored = None
     if ref.bug is not None and not args.no_store:
         from db.verdicts import add_verdict

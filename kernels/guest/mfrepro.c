@@ -5,7 +5,12 @@
  * line, addresses in guest pages from a fixed 2 MiB-aligned base) and runs it:
  *
  *   mfrepro SPEC [-i ITERATIONS] [-r REPEATS] [-m race|serial] [-s SEED] [-j JITTER]
- *                [-t TIMEOUT_S] [-v]
+ *                [-t TIMEOUT_S] [-v] [-e "HOLD_SITE UNTIL_SITE TIMEOUT_MS"]
+ *
+ * -e (enforced mode) needs a kernel instrumented by kernels/patches/apply_mf_sched.py: before
+ * each repetition's actors start, the plan is armed in /sys/kernel/debug/mf_sched for this
+ * process, so the first of its tasks to reach HOLD_SITE waits there until another passes
+ * UNTIL_SITE: the model's decisive preemption, forced.
  *
  * Each iteration repeats the pattern REPEATS times: map the vmas, lay the pages out
  * (faults, MADV_HUGEPAGE for a THP, migrations to the device through /dev/hmm_dmirrorN),
@@ -138,6 +143,8 @@ struct child {
 static struct child forks[MAX_FORKS];
 
 static int verbose;
+static char enforce_plan[160];  /* -e "HOLD UNTIL MS": a schedule point plan (mf_sched) */
+#define MF_SCHED "/sys/kernel/debug/mf_sched"
 
 static void out(const char *fmt, ...)
 {
@@ -756,6 +763,12 @@ static void run_repeat(int iter, int rep, int race, unsigned long jitter, int ti
 	record_pfns();
 	for (int a = 0; a < nactors; a++)
 		actors[a].jitter = jitter ? rnd() % jitter : 0;
+	if (enforce_plan[0]) {
+		char plan[200];
+
+		snprintf(plan, sizeof(plan), "%d %s", (int)getpid(), enforce_plan);
+		write_file(MF_SCHED, plan);
+	}
 	if (race) {
 		int gen = go_gen;
 
@@ -779,6 +792,8 @@ static void run_repeat(int iter, int rep, int race, unsigned long jitter, int ti
 			wait_actor(&actors[a], deadline, iter, rep);
 		}
 	}
+	if (enforce_plan[0])
+		write_file(MF_SCHED, "0");
 	if (report_ops)
 		report_where("after");
 	data_checks();
@@ -795,7 +810,7 @@ int main(int argc, char **argv)
 	unsigned long jitter = 0;
 	const char *spec;
 
-	while ((opt = getopt(argc, argv, "i:r:m:s:j:t:v")) != -1) {
+	while ((opt = getopt(argc, argv, "i:r:m:s:j:t:ve:")) != -1) {
 		switch (opt) {
 		case 'i': iterations = atoi(optarg); break;
 		case 'r': repeats = atoi(optarg); break;
@@ -804,6 +819,7 @@ int main(int argc, char **argv)
 		case 'j': jitter = strtoul(optarg, NULL, 0); break;
 		case 't': timeout = atoi(optarg); break;
 		case 'v': verbose = 1; break;
+		case 'e': snprintf(enforce_plan, sizeof(enforce_plan), "%s", optarg); break;
 		default:
 			die(2, "usage: mfrepro SPEC [-i N] [-r R] [-m race|serial] [-s SEED] "
 			       "[-j JITTER] [-t TIMEOUT] [-v]");
@@ -819,6 +835,8 @@ int main(int argc, char **argv)
 	pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
 	kflags_fd = open("/proc/kpageflags", O_RDONLY);
 	kcount_fd = open("/proc/kpagecount", O_RDONLY);
+	if (enforce_plan[0] && access(MF_SCHED, W_OK) != 0)
+		die(2, "-e needs a kernel with migfuzz schedule points (%s)", MF_SCHED);
 	if (pagemap_fd < 0 || kflags_fd < 0 || kcount_fd < 0)
 		die(2, "cannot open pagemap/kpageflags/kpagecount (root and CONFIG_PROC_PAGE_MONITOR)");
 	for (int d = 0; d < ndevs_used; d++) {
@@ -862,6 +880,22 @@ int main(int argc, char **argv)
 				    k == 1 ? "thp" : "page");
 		}
 		after = memfree_kb();
+		if (enforce_plan[0]) {
+			char c[128] = "";
+			int fd = open(MF_SCHED, O_RDONLY);
+
+			if (fd >= 0) {
+				ssize_t n = read(fd, c, sizeof(c) - 1);
+
+				c[n > 0 ? n : 0] = 0;
+				close(fd);
+			}
+			for (char *q = c; *q; q++)
+				if (*q == '\n' || *q == '"')
+					*q = ' ';
+			out("MIGFUZZ {\"mfr\":\"enforce\",\"i\":%d,\"plan\":\"%s\","
+			    "\"counters\":\"%s\"}", it, enforce_plan, c);
+		}
 		out("MIGFUZZ {\"mfr\":\"iter\",\"i\":%d,\"mode\":\"%s\",\"repeats\":%d,"
 		    "\"leaked_thp\":%lu,\"leaked_pages\":%lu,\"lost_writes\":%ld,"
 		    "\"thp_formed\":%ld,\"thp_missing\":%ld,\"migrated\":%ld,"
