@@ -21,6 +21,8 @@ from kernels import console
 from kernels.env import GUEST_TOOLS, LaneError, cache_dir, require, say
 
 QEMU = "qemu-system-x86_64"
+# seconds QEMU may take to exit after the init printed "done" (a stuck CPU can hang the reboot)
+DONE_GRACE_S = 20.0
 DEFAULT_APPEND = ("console=ttyS0 panic=-1 loglevel=7 "
                   "softlockup_panic=0 printk.time=1")
 
@@ -137,6 +139,7 @@ def run_guest(kernel: str | Path, initrd: str | Path, *, timeout_s: float = 600.
                        append=append)
     t0 = time.monotonic()
     boot_s: list[float] = []
+    done_at: list[float] = []
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
@@ -157,6 +160,8 @@ def run_guest(kernel: str | Path, initrd: str | Path, *, timeout_s: float = 600.
                 fh.flush()
                 if not boot_s and b"MIGFUZZ {\"event\": \"init\"" in b:
                     boot_s.append(time.monotonic() - t0)
+                if not done_at and b"MIGFUZZ {\"event\": \"done\"" in b:
+                    done_at.append(time.monotonic())
                 if echo is not None:
                     pending += b
                     if pending.endswith(b"\n"):
@@ -166,12 +171,19 @@ def run_guest(kernel: str | Path, initrd: str | Path, *, timeout_s: float = 600.
     th = threading.Thread(target=reader, daemon=True)
     th.start()
     timed_out = False
+    killed_after_done = False
     try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        proc.kill()                 # by pid: this QEMU only
-        proc.wait()
+        while proc.poll() is None:
+            now = time.monotonic()
+            if now - t0 > timeout_s:
+                timed_out = True
+            elif done_at and now - done_at[0] > DONE_GRACE_S:
+                killed_after_done = True    # the init finished but the reboot hangs
+            if timed_out or killed_after_done:
+                proc.kill()                 # by pid: this QEMU only
+                proc.wait()
+                break
+            time.sleep(0.2)
     except BaseException:
         proc.kill()
         proc.wait()
@@ -187,6 +199,11 @@ def run_guest(kernel: str | Path, initrd: str | Path, *, timeout_s: float = 600.
         finds.append(console.Finding(
             kind="guest_timeout", title=f"guest still running after {timeout_s:.0f}s; killed",
             line=len(console.normalize(text)), excerpt=console.last_lines(text, 30)))
+    elif killed_after_done:
+        finds.append(console.Finding(
+            kind="guest_timeout", title=f"guest did not reboot within {DONE_GRACE_S:.0f}s of "
+            "its init finishing; killed", line=len(console.normalize(text)),
+            excerpt=console.last_lines(text, 30)))
     elif exit_ == "rebooted" and not any(f.kind == "panic" for f in finds):
         finds.append(console.Finding(
             kind="guest_died", title="guest stopped before its init finished",

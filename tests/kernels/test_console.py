@@ -101,3 +101,13 @@ def test_real_panic_6_1():
     assert f[0].title == "Kernel panic - not syncing: sysrq triggered crash"
     assert "sysrq_handle_crash+0xc/0xc" in " ".join(f[0].excerpt)
     assert not any(e.get("event") == "done" for e in console.structured(text))
+
+
+def test_real_soft_lockup_and_rcu_stall_6_1():
+    # 6.1.192 guest: LKDTM SOFTLOCKUP spins with preemption off on CPU 0
+    text = _fixture("console-6.1-softlockup-rcu-stall.txt")
+    f = console.findings(text)
+    assert [x.kind for x in f] == ["soft_lockup", "soft_lockup", "rcu_stall"]
+    assert f[0].title == "watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [sh:44]"
+    assert any("lkdtm_SOFTLOCKUP" in ln for ln in f[0].excerpt)
+    assert f[2].title.startswith("rcu: INFO: rcu_sched self-detected stall on CPU")

@@ -66,3 +66,15 @@ def test_no_boot(fake_qemu):
     g = qemu.run_guest("bz", "initrd", timeout_s=20, accel="tcg")
     assert not g.booted and g.exit == "rebooted"
     assert [f.kind for f in g.findings] == ["guest_died"]
+
+
+def test_done_but_reboot_hangs(fake_qemu, monkeypatch):
+    monkeypatch.setattr(qemu, "DONE_GRACE_S", 1.0)
+    fake_qemu("""printf 'MIGFUZZ {"event": "init", "uptime": 0.9}\\n'
+printf 'MIGFUZZ {"event": "done"}\\n'
+exec sleep 600""")
+    t0 = time.monotonic()
+    g = qemu.run_guest("bz", "initrd", timeout_s=120, accel="tcg")
+    assert time.monotonic() - t0 < 30
+    assert g.exit == "done" and [f.kind for f in g.findings] == ["guest_timeout"]
+    assert "did not reboot" in g.findings[0].title
