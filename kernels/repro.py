@@ -36,7 +36,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kernels.translate import GuestProgram, Untranslatable, translate
+from migfuzz.kernels.translate import GuestProgram, Untranslatable, translate
 
 GUEST_SRC = Path(__file__).resolve().parent / "guest" / "mfrepro.c"
 GUEST_NAME = "mfrepro"
@@ -73,6 +73,7 @@ class RunResult:
     findings: list[dict] = field(default_factory=list)    # kernel findings, with "iter"
     final: dict | None = None     # the end-of-run re-check of every leak found
     ops: list[dict] = field(default_factory=list)  # per-op results (-v, first repeat)
+    meminfo: dict = field(default_factory=dict)    # /proc/meminfo at "start" and "end"
 
     @property
     def ran(self) -> int:
@@ -81,7 +82,7 @@ class RunResult:
 
 def parse_run(text: str, mode: str, planned: int) -> RunResult:
     """The guest program's structured lines and the kernel's findings from one console."""
-    from kernels import console
+    from migfuzz.kernels import console
     res = RunResult(mode, planned)
     lines = console.normalize(text)
     starts: list[int] = []           # line number where each iteration ended
@@ -111,6 +112,8 @@ def parse_run(text: str, mode: str, planned: int) -> RunResult:
             res.final = o
         elif t == "op":
             res.ops.append(o)
+        elif t == "meminfo":
+            res.meminfo[o.get("when", "?")] = o
     for f in console.findings(text):
         it = sum(1 for s in starts if s < f.line)       # the iteration it happened in
         res.findings.append({"kind": f.kind, "title": f.title, "line": f.line, "iter": it,
@@ -212,7 +215,7 @@ def _summary(run: RunResult) -> dict:
             "per_iteration": [{k: it.get(k) for k in ("i", "leaked_thp", "leaked_pages",
                                                        "lost_writes", "thp_formed")}
                               for it in run.iterations],
-            "leaks": run.leaks[:8], "final": run.final,
+            "leaks": run.leaks[:8], "final": run.final, "meminfo": run.meminfo,
             "findings": [{k: f[k] for k in ("kind", "title", "iter")} for f in run.findings]}
 
 
@@ -243,7 +246,7 @@ def _excerpt(kind: str, run: RunResult) -> str:
 
 def render_verdicts(rows: list[dict]) -> str:
     """Text for ``show`` and ``bugs``: the verdicts stored on a bug (see db.verdicts)."""
-    from db.verdicts import render_verdicts as render
+    from migfuzz.db.verdicts import render_verdicts as render
     return render(rows)
 
 
@@ -260,7 +263,7 @@ def finding_kind(inp: dict, signature: str | None) -> str:
 
 def guest_binary(log=None) -> Path:
     """mfrepro built static from kernels/guest/mfrepro.c, cached by source hash."""
-    from kernels.env import cache_dir
+    from migfuzz.kernels.env import cache_dir
     src = GUEST_SRC.read_bytes()
     digest = hashlib.sha256(src).hexdigest()[:16]
     out = cache_dir() / "guest" / f"{GUEST_NAME}-{digest}"
@@ -300,7 +303,7 @@ def guest_script(prog: GuestProgram, mode: str, iterations: int, repeats: int, s
 def run_guest_text(kernel, initrd: Path, timeout: float, log=None) -> str:
     """Boot the guest on the built kernel and return its console text (the boot lane's
     ``kernels.qemu.run_guest``: no network device, killed at the timeout)."""
-    from kernels import qemu
+    from migfuzz.kernels import qemu
     res = qemu.run_guest(kernel.bzimage, initrd, timeout_s=timeout,
                          log=log or (lambda m: None))
     return res.console
@@ -313,9 +316,9 @@ def run(ref_label: str, inp: dict, signature: str | None, *, release: str = "6.1
         enforce: str | None = None, bzimage: str | None = None,
         log=None) -> tuple[Verdict, dict]:
     """Translate, boot twice (race, control), judge. Raises ReproError (exit 2)."""
-    from kernels.build import cached_kernel
-    from kernels.env import LaneError
-    from kernels.initramfs import build_initramfs
+    from migfuzz.kernels.build import cached_kernel
+    from migfuzz.kernels.env import LaneError
+    from migfuzz.kernels.initramfs import build_initramfs
     kind = finding_kind(inp, signature)
     try:
         prog = translate(inp["scenario"], kind)
@@ -370,7 +373,7 @@ def run(ref_label: str, inp: dict, signature: str | None, *, release: str = "6.1
 
 
 def _enforce_counters(text: str) -> list[str]:
-    from kernels import console
+    from migfuzz.kernels import console
     return [o.get("counters", "").strip() for o in console.structured(text)
             if o.get("mfr") == "enforce"]
 
@@ -391,8 +394,8 @@ def model_end_state(scenario: dict, variant: str = "v6.1") -> dict:
     """The model's serial run (round robin: each actor as if alone, as the selftests run):
     its findings, pages migrated, and where each page of the first mm ends, in the guest's
     letters (R RAM, Z zero page, D device, S swap, - none), one per guest page."""
-    from fuzzer.execute import execute
-    from fuzzer.strategies.round_robin import RoundRobin
+    from migfuzz.fuzzer.execute import execute
+    from migfuzz.fuzzer.strategies.round_robin import RoundRobin
     r = execute(scenario, variant, RoundRobin())
     mm = r.kernel.mms[scenario["mms"][0]["name"]]
     prog = translate(scenario)
@@ -448,7 +451,7 @@ def split_compare_console(text: str) -> dict[str, str]:
 
 def parse_verbose(text: str) -> RunResult:
     res = parse_run(text, "serial", 1)
-    from kernels import console
+    from migfuzz.kernels import console
     for o in console.structured(text):
         if o.get("mfr") == "where":
             res.ops.append(o)
@@ -459,9 +462,9 @@ def model_vs_kernel(release: str = "6.1", config: str = "base", variant: str = "
                     names=SELFTEST_SCENARIOS, log=None) -> list[dict]:
     """For each selftest scenario: the model's serial end state against what user space
     sees on the real kernel after the same operations. One boot for all of them."""
-    from corpus.builtin import get_scenario
-    from kernels.build import cached_kernel
-    from kernels.initramfs import build_initramfs
+    from migfuzz.corpus.builtin import get_scenario
+    from migfuzz.kernels.build import cached_kernel
+    from migfuzz.kernels.initramfs import build_initramfs
     rows, progs = [], {}
     for name in names:
         sc = get_scenario(name)
@@ -553,7 +556,7 @@ def cmd_repro(args) -> int:
                + (f" --bzimage {shlex.quote(args.bzimage)}" if args.bzimage else ""))
     stored = None
     if ref.bug is not None and not args.no_store:
-        from db.verdicts import add_verdict
+        from migfuzz.db.verdicts import add_verdict
         with refs.open_store(args.db) as st:
             stored = add_verdict(st, ref.bug.signature, release=v.release, config=v.config,
                                  reproduced=v.reproduced, iterations=v.iterations,

@@ -660,6 +660,32 @@ static long memfree_kb(void)
 	return v;
 }
 
+/* a few /proc/meminfo fields, as one structured line (where MemFree went) */
+static void report_meminfo(const char *when)
+{
+	static const char *keys[] = { "MemFree", "AnonPages", "AnonHugePages", "Slab",
+				      "SUnreclaim", "PageTables", "KernelStack", "Unevictable" };
+	char line[256], buf[600];
+	int n = 0;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return;
+	n += snprintf(buf + n, sizeof(buf) - n, "{\"mfr\":\"meminfo\",\"when\":\"%s\"", when);
+	while (fgets(line, sizeof(line), f)) {
+		char key[64];
+		long v;
+
+		if (sscanf(line, "%63[^:]: %ld", key, &v) != 2)
+			continue;
+		for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (!strcmp(key, keys[i]) && n < (int)sizeof(buf) - 40)
+				n += snprintf(buf + n, sizeof(buf) - n, ",\"%s_kb\":%ld", key, v);
+	}
+	fclose(f);
+	out("MIGFUZZ %s}", buf);
+}
+
 /* ---- one repeat ---- */
 static void map_all(void)
 {
@@ -848,6 +874,8 @@ int main(int argc, char **argv)
 	out("MIGFUZZ {\"mfr\":\"start\",\"mode\":\"%s\",\"iterations\":%d,"
 	    "\"repeats\":%d,\"actors\":%d,\"jitter\":%lu}",
 	    race ? "race" : "serial", iterations, repeats, nactors, jitter);
+	write_file("/proc/sys/vm/compact_memory", "1");
+	report_meminfo("start");
 	for (int it = 0; it < iterations; it++) {
 		long before, after;
 		unsigned long leaked_thp = 0, leaked_pages = 0;
@@ -904,6 +932,7 @@ int main(int argc, char **argv)
 		    leaked_pages, lost_writes, thp_formed, thp_missing, migrated_pages,
 		    ioctl_errs[0], ioctl_errs[1], ioctl_errs[2], ioctl_errs[3], before, after);
 	}
+	report_meminfo("end");
 	/* the leaks found along the way, once more at the end: still alive, still unmapped */
 	if (nleaked_all) {
 		unsigned long still = 0;
