@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from corpus import input as inputs
-from db.errors import StoreError
-from db.store import Store
-from db.verdicts import add_verdict, render_verdicts, verdicts
-from kernels import repro
-from kernels.translate import GUEST_HPAGE, Untranslatable, translate
+from migfuzz.corpus import input as inputs
+from migfuzz.db.errors import StoreError
+from migfuzz.db.store import Store
+from migfuzz.db.verdicts import add_verdict, render_verdicts, verdicts
+from migfuzz.kernels import repro
+from migfuzz.kernels.translate import GUEST_HPAGE, Untranslatable, translate
 
 ROOT = Path(__file__).resolve().parents[2]
 THP_INPUT = ROOT / "tests" / "regressions" / "v6.1__thp-collect-race.json"
@@ -47,7 +47,7 @@ def test_thp_scenario_becomes_one_thread_per_actor_on_a_2mib_thp():
 
 
 def test_plain_scenario_keeps_one_guest_page_per_model_page():
-    from corpus.builtin import get_scenario
+    from migfuzz.corpus.builtin import get_scenario
     prog = translate(get_scenario("madvise-race"), "LOST_WRITE")
     assert prog.scale == 1 and not prog.has_thp
     kinds = {op.kind for a in prog.actors for op in a.ops}
@@ -71,7 +71,7 @@ def test_an_actor_the_guest_cannot_express_is_refused_by_name(change, name):
 
 
 def test_fork_child_ops_run_in_the_child():
-    from corpus.builtin import get_scenario
+    from migfuzz.corpus.builtin import get_scenario
     prog = translate(get_scenario("cow-in-device"))
     ops = prog.actors[0].ops
     assert [op.kind for op in ops] == ["migrate", "fork", "write", "read", "read"]
@@ -89,7 +89,7 @@ def test_fork_child_ops_run_in_the_child():
 
 
 def test_second_mm_and_swap_are_refused():
-    from corpus.builtin import get_scenario
+    from migfuzz.corpus.builtin import get_scenario
     with pytest.raises(Untranslatable, match="migB"):
         translate(get_scenario("cross-mm-opposite"))
     with pytest.raises(Untranslatable, match="swap"):
@@ -265,7 +265,7 @@ def test_verdict_refuses_bad_fields(tmp_path):
 
 
 def test_cli_refuses_an_untranslatable_reproducer_with_one_line(tmp_path, capsys):
-    from corpus.builtin import get_scenario
+    from migfuzz.corpus.builtin import get_scenario
     from migfuzz.cli import main
     inp = inputs.make(get_scenario("gup-pin"), "v6.1", [[0, 1]],
                       result={"findings": [{"kind": "REFCOUNT_LEAK", "title": "t",
@@ -281,7 +281,7 @@ def test_cli_refuses_an_untranslatable_reproducer_with_one_line(tmp_path, capsys
 
 
 def test_model_vs_kernel_pure_parts():
-    from corpus.builtin import get_scenario
+    from migfuzz.corpus.builtin import get_scenario
     m = repro.model_end_state(get_scenario("migrate"))
     assert m == {"findings": [], "migrated": 4, "requested": 4, "where": "RRRR"}
     thp = repro.model_end_state(get_scenario("migrate-thp"))
@@ -304,3 +304,22 @@ def test_model_vs_kernel_pure_parts():
     assert k["lost_writes"] == 0 and k["leaked"] == 0
     k2 = repro.kernel_end_state(repro.parse_verbose(parts["migrate-shared"]))
     assert k2["ops"] == [("migrate", 2, 0)] and k2["where"] is None
+
+
+def test_schedule_point_instrumentation_on_a_synthetic_source():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "apply_mf_sched", ROOT / "kernels" / "patches" / "apply_mf_sched.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    src = ('#include "internal.h"\n\nstatic int f(void)\n{\n'
+           '\t\t\tfolio_get(folio);\n\t\t\tspin_unlock(ptl);\n'
+           '\t\t\tif (!folio_trylock(folio))\n\t\t\t\treturn 1;\n'
+           '\t\t\tret = split_folio(folio);\n\t\t\treturn ret;\n}\n')
+    out = mod.instrument(src)
+    assert out.index('mf_sched_point("collect_pmd:got")') > out.index("spin_unlock(ptl)")
+    assert out.index('mf_sched_point("collect_pmd:locked")') < out.index("split_folio")
+    assert "void mf_sched_point(const char *site);" in out
+    assert "late_initcall(mf_sched_init)" in out
+    with pytest.raises(SystemExit):
+        mod.instrument(src.replace("spin_unlock(ptl);", "spin_unlock(other);"))
