@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-packages fuzz test bench soak clean
+.PHONY: setup system-packages kernels fuzz test test-fast bench soak clean
 
 setup: $(STAMP)
 
@@ -26,13 +26,28 @@ TEST_PACKAGES := chromium postgresql
 system-packages:
 	@sh tests/system-packages.sh $(TEST_PACKAGES)
 
-test: setup system-packages
-	@if [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then \
+# The real-kernel lane's preparation (kernels/ci-lane.sh): the Debian packages it needs
+# (kernel sources, build tools, QEMU, busybox), the 6.1.192 and 6.12.117 kernels built once
+# per machine (cached under $$MIGFUZZ_CACHE, default ~/.cache/migfuzz: ~7 min each on a
+# quiet 2-core machine, seconds once cached) and their initramfs. Outside the namespace:
+# it needs the package registry.
+kernels: setup
+	@sh kernels/ci-lane.sh
+
+# make test: everything, the real kernels included (with MIGFUZZ_KERNEL_LANE=1 a lane that
+# cannot run fails instead of skipping). make test-fast: the same without the tests that
+# boot a kernel (pytest -m "not kernel"), for a quick loop while developing.
+RUN_TESTS = if [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then \
 	  echo "running the tests in a fresh network namespace (loopback only)"; \
-	  unshare -n sh -c 'ip link set lo up && exec $(PYTEST)'; \
+	  unshare -n sh -c 'ip link set lo up && exec $(PYTEST) $(1)'; \
 	else \
-	  $(PYTEST); \
+	  $(PYTEST) $(1); \
 	fi
+test: setup system-packages kernels
+	@export MIGFUZZ_KERNEL_LANE=1; $(call RUN_TESTS,)
+
+test-fast: setup system-packages
+	@$(call RUN_TESTS,-m "not kernel")
 
 # The soak check (bench/soak.py): 10-minute campaigns in process and on a 2-worker Ray
 # farm, into SQLite and PostgreSQL, then every triage command on what they stored (~45 min).

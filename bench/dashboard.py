@@ -37,11 +37,11 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 
-from corpus import input as inputs  # noqa: E402
-from corpus.builtin import get_scenario  # noqa: E402
-from dashboards import create_app  # noqa: E402
-from db.store import Store, crash_records  # noqa: E402
-from fuzzer.execute import replay  # noqa: E402
+from migfuzz.corpus import input as inputs  # noqa: E402
+from migfuzz.corpus.builtin import get_scenario  # noqa: E402
+from migfuzz.dashboards import create_app  # noqa: E402
+from migfuzz.db.store import Store, crash_records  # noqa: E402
+from migfuzz.fuzzer.execute import replay  # noqa: E402
 
 CRASHES = 10_000
 SCENARIOS = ("fault-storm", "dp-fault-race", "madvise-race", "dirty-page")

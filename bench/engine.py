@@ -23,13 +23,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from corpus.builtin import get_scenario  # noqa: E402
-from fuzzer.execute import execute  # noqa: E402
-from fuzzer.scenario import build  # noqa: E402
-from fuzzer.sched import Actor, run  # noqa: E402
-from fuzzer.state import Kernel  # noqa: E402
-from fuzzer.strategies import RandomWalk  # noqa: E402
-from fuzzer.variants import resolve_variant  # noqa: E402
+from migfuzz.corpus.builtin import get_scenario  # noqa: E402
+from migfuzz.fuzzer.execute import execute  # noqa: E402
+from migfuzz.fuzzer.scenario import build  # noqa: E402
+from migfuzz.fuzzer.sched import Actor, run  # noqa: E402
+from migfuzz.fuzzer.state import Kernel  # noqa: E402
+from migfuzz.fuzzer.strategies import RandomWalk  # noqa: E402
+from migfuzz.fuzzer.variants import resolve_variant  # noqa: E402
 
 
 def _two_counting_generators() -> list:
@@ -69,7 +69,7 @@ def protocol_loop(steps: int) -> float:
 
 
 def scheduler_floor(seconds: float, steps_per_exec: int = 108) -> float:
-    """fuzzer.sched.run over two actors that only yield a scheduling point per step (on
+    """migfuzz.fuzzer.sched.run over two actors that only yield a scheduling point per step (on
     one shared object, so pair coverage is kept as in the engine): everything the
     controlled scheduler costs, no modelled kernel work. 108 steps: overlap-2's mean."""
     _, sw = resolve_variant("v5.16")

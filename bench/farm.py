@@ -33,13 +33,13 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from corpus.builtin import scenario_names            # noqa: E402
-from fuzzer.search.loop import FuzzConfig, FuzzLoop   # noqa: E402
+from migfuzz.corpus.builtin import scenario_names            # noqa: E402
+from migfuzz.fuzzer.search.loop import FuzzConfig, FuzzLoop   # noqa: E402
 from migfuzz.commands.engine import load_scenario     # noqa: E402
-from workers.coordinator import Coordinator           # noqa: E402
-from workers.farm import Farm, FarmOptions            # noqa: E402
-from workers.runtime import ray_session               # noqa: E402
-from workers.worker import FuzzWorker                 # noqa: E402
+from migfuzz.workers.coordinator import Coordinator           # noqa: E402
+from migfuzz.workers.farm import Farm, FarmOptions            # noqa: E402
+from migfuzz.workers.runtime import ray_session               # noqa: E402
+from migfuzz.workers.worker import FuzzWorker                 # noqa: E402
 
 BATCH = 250
 SEED = 1
@@ -129,15 +129,15 @@ def coordinator_capacity(cfg, reports: list, nworkers: int = 500, nreports: int 
                          store_url: str | None = None) -> dict:
     """Absorb ``nreports`` real batch reports round-robin from ``nworkers`` simulated
     workers (each call also builds that worker's hub delta)."""
-    from db.recorder import Recorder
-    from db.store import Store
+    from migfuzz.db.recorder import Recorder
+    from migfuzz.db.store import Store
     coord = Coordinator(cfg, nworkers, variant=cfg.variant)
     for r in reports:                                 # generated scenarios they refer to
         for sc in r.new_scenarios:
             coord.scenarios.setdefault(sc["name"], sc)
     store = rec = None
     if store_url:
-        from db.recorder import campaign_config
+        from migfuzz.db.recorder import campaign_config
         store = Store.open(store_url, check_inputs=False)
         store.create_campaign("bench", cfg.variant, campaign_config(cfg), SEED)
         rec = Recorder(store, "bench", coord.scenario_of, cfg.variant)
@@ -176,8 +176,8 @@ def admitted_items(cfg, reports: list, nworkers: int = 2):
 
 def _write(args) -> tuple[int, float]:
     url, name, items, scenarios, variant, per_tx = args
-    from db.recorder import Recorder
-    from db.store import Store
+    from migfuzz.db.recorder import Recorder
+    from migfuzz.db.store import Store
     with Store.open(url, check_inputs=False, upgrade=False) as st:
         rec = Recorder(st, name, scenarios.__getitem__, variant)
         t0 = time.perf_counter()
@@ -195,8 +195,8 @@ def store_modes(url: str, cfg, items, scenarios, rounds: int = 8) -> list:
     """Coordinator-coalesced vs direct writers on one database: the admitted batches
     written ``rounds`` times, each time into a fresh campaign (so every row is new; the
     bug rows are shared, as they are between workers)."""
-    from db.recorder import campaign_config
-    from db.store import Store
+    from migfuzz.db.recorder import campaign_config
+    from migfuzz.db.store import Store
     out = []
     ctx = multiprocessing.get_context("fork")
     modes = (("coordinator, 20 batches a transaction", 1, 20),

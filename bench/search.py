@@ -31,11 +31,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from corpus.builtin import get_scenario  # noqa: E402
-from fuzzer.execute import execute  # noqa: E402
-from fuzzer.search.loop import BatchReport, FuzzConfig, FuzzLoop  # noqa: E402
-from fuzzer.strategies.pct import PCT  # noqa: E402
-from fuzzer.strategies.random_walk import RandomWalk  # noqa: E402
+from migfuzz.corpus.builtin import get_scenario  # noqa: E402
+from migfuzz.fuzzer.execute import execute  # noqa: E402
+from migfuzz.fuzzer.search.loop import BatchReport, FuzzConfig, FuzzLoop  # noqa: E402
+from migfuzz.fuzzer.strategies.pct import PCT  # noqa: E402
+from migfuzz.fuzzer.strategies.random_walk import RandomWalk  # noqa: E402
 
 BUGS = [  # (scenario, variant, kind) from the engine's ground-truth table
     ("cross-mm-opposite", "blocking-lock", "DEADLOCK"),

@@ -5,7 +5,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from fuzzer.scenario import ScenarioError, validate
+from migfuzz.fuzzer.scenario import ScenarioError, validate
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 

@@ -20,9 +20,9 @@ import os
 import stat
 from typing import Any
 
-from fuzzer import ENGINE_VERSION
-from fuzzer.scenario import DEFAULT_MAX_STEPS, MAX_NAME, ScenarioError, validate
-from fuzzer.variants import VariantError, resolve_variant
+from migfuzz.fuzzer import ENGINE_VERSION
+from migfuzz.fuzzer.scenario import DEFAULT_MAX_STEPS, MAX_NAME, ScenarioError, validate
+from migfuzz.fuzzer.variants import VariantError, resolve_variant
 
 FORMAT = "migfuzz-input"
 VERSION = 1

@@ -20,9 +20,9 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from sqlalchemy.engine import make_url
 
-from corpus import input as inputs
-from db.engine import redact
-from db.store import BUG_STATUSES, Store
+from migfuzz.corpus import input as inputs
+from migfuzz.db.engine import redact
+from migfuzz.db.store import BUG_STATUSES, Store
 
 from . import metrics, queries
 from .readonly import open_readonly

@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import Integer, and_, cast, exists, func, select
 from sqlalchemy.engine import Connection
 
-from db.models import (Bug, BugVariant, Campaign, CorpusEntry, Crash,
+from migfuzz.db.models import (Bug, BugVariant, Campaign, CorpusEntry, Crash,
                        StatsSample)
-from db.store import Store
+from migfuzz.db.store import Store
 
 MAX_POINTS = 300            # a chart series is thinned to about this many points
 HIT_BUCKETS = 24            # time buckets for "hits over time"
@@ -408,7 +408,7 @@ SCENARIO_GROUPS = {
 
 
 def scenario_group(name: str) -> str:
-    from corpus.builtin import scenario_names
+    from migfuzz.corpus.builtin import scenario_names
     if name in scenario_names():
         return "builtin"
     return "generated" if name.startswith("gen-") else "user"

@@ -15,10 +15,10 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from db import migrate
-from db.engine import parse_url, redact, resolve_url, sqlite_readonly_engine
-from db.errors import StoreError
-from db.store import Store
+from migfuzz.db import migrate
+from migfuzz.db.engine import parse_url, redact, resolve_url, sqlite_readonly_engine
+from migfuzz.db.errors import StoreError
+from migfuzz.db.store import Store
 
 
 def _sqlite_ro_engine(path: str) -> Engine:

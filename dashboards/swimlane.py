@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fuzzer.execute import replay
-from fuzzer.explain import describe_scenario, explain
-from fuzzer.sched import Diverged
+from migfuzz.fuzzer.execute import replay
+from migfuzz.fuzzer.explain import describe_scenario, explain
+from migfuzz.fuzzer.sched import Diverged
 
 MAX_STEPS_SHOWN = 5000
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import time
 
-from corpus import input as inputs
-from fuzzer import ENGINE_VERSION
-from fuzzer.search.loop import BatchReport, Entry, FuzzConfig
+from migfuzz.corpus import input as inputs
+from migfuzz.fuzzer import ENGINE_VERSION
+from migfuzz.fuzzer.search.loop import BatchReport, Entry, FuzzConfig
 
 from .errors import StoreError
 from .store import Store

@@ -27,9 +27,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
-from corpus import input as inputs
-from fuzzer import ENGINE_VERSION
-from fuzzer.variants import VariantError, resolve_variant
+from migfuzz.corpus import input as inputs
+from migfuzz.fuzzer import ENGINE_VERSION
+from migfuzz.fuzzer.variants import VariantError, resolve_variant
 
 from . import liveness, migrate
 from .engine import (READ_OPTION, check_intact, error_message, make_engine,

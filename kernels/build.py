@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kernels import config as kconfig
-from kernels.env import (BUILD_TOOLS, LaneError, Release, apt_install, cache_dir, release,
+from migfuzz.kernels import config as kconfig
+from migfuzz.kernels.env import (BUILD_TOOLS, LaneError, Release, apt_install, cache_dir, release,
                          require, say, source_id)
 
 # Bump when the way a kernel is built changes (so old cache entries are not reused).

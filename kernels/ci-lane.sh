@@ -45,7 +45,7 @@ for r in $releases; do
     "$py" -m migfuzz kernel build --release "$r" || exit 2
     step "kernel $r (build or cache)" "$t"
     t=$(now)
-    "$py" -c "from kernels.initramfs import build_initramfs; print(build_initramfs('$r'))" || exit 2
+    "$py" -c "from migfuzz.kernels.initramfs import build_initramfs; print(build_initramfs('$r'))" || exit 2
     step "initramfs $r (hmm-tests)" "$t"
 done
 exit 0

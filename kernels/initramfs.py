@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernels.env import GUEST_TOOLS, LaneError, cache_dir, elf_is_static, release, require, say
+from migfuzz.kernels.env import GUEST_TOOLS, LaneError, cache_dir, elf_is_static, release, require, say
 
 BUSYBOX = Path("/bin/busybox")
 APPLETS = ["sh", "mount", "umount", "mkdir", "cat", "echo", "ls", "sleep", "reboot", "poweroff",
@@ -152,7 +152,7 @@ def init_script(script: str) -> str:
 
 def hmm_tests_binary(release_name: str, log=say) -> Path:
     """The kernel's own hmm-tests from the release's source, built static, cached."""
-    from kernels.build import file_lock, source_dir
+    from migfuzz.kernels.build import file_lock, source_dir
     src, sid = source_dir(release_name, log=log)
     rel = release(release_name)
     sdir = src / "tools" / "testing" / "selftests" / rel.selftests_subdir

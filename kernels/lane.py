@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kernels import kselftest
-from kernels.build import BuiltKernel, build
-from kernels.env import say
-from kernels.initramfs import build_initramfs
-from kernels.qemu import GuestRun, run_guest
+from migfuzz.kernels import kselftest
+from migfuzz.kernels.build import BuiltKernel, build
+from migfuzz.kernels.env import say
+from migfuzz.kernels.initramfs import build_initramfs
+from migfuzz.kernels.qemu import GuestRun, run_guest
 
 
 # test_hmm's two DEVICE_COHERENT devices (/dev/hmm_dmirror2, 3) need 2 x 256 MiB of

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kernels import console
-from kernels.env import GUEST_TOOLS, LaneError, cache_dir, require, say
+from migfuzz.kernels import console
+from migfuzz.kernels.env import GUEST_TOOLS, LaneError, cache_dir, require, say
 
 QEMU = "qemu-system-x86_64"
 # seconds QEMU may take to exit after the init printed "done" (a stuck CPU can hang the reboot)

@@ -366,6 +366,7 @@ def run(ref_label: str, inp: dict, signature: str | None, *, release: str = "6.1
         v.mode = "enforced"
         v.detail["enforce"] = enforce
         v.detail["enforce_counters"] = _enforce_counters(texts["race"])
+    v.detail["ref"] = ref_label
     v.detail["program"] = prog.spec()
     v.detail["repeats"] = repeats
     v.detail["jitter"] = jitter

@@ -21,10 +21,10 @@ class UsageError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from corpus.input import InputError
-    from fuzzer.scenario import ScenarioError
-    from fuzzer.sched import Diverged
-    from fuzzer.variants import VariantError
+    from migfuzz.corpus.input import InputError
+    from migfuzz.fuzzer.scenario import ScenarioError
+    from migfuzz.fuzzer.sched import Diverged
+    from migfuzz.fuzzer.variants import VariantError
     errs: list[type[BaseException]] = [UsageError, InputError, ScenarioError, Diverged,
                                        VariantError]
     for mod in _command_modules():
@@ -56,7 +56,7 @@ def version() -> str:
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as dist_version
 
-    from fuzzer import ENGINE_VERSION
+    from migfuzz.fuzzer import ENGINE_VERSION
     try:
         v = dist_version("migfuzz")
     except PackageNotFoundError:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     errors = _user_errors()
-    from fuzzer.execute import Nondeterministic
+    from migfuzz.fuzzer.execute import Nondeterministic
     try:
         return args.func(args)
     except errors as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from corpus import input as inputs
+from migfuzz.corpus import input as inputs
 
 from .cli import UsageError
 
@@ -33,7 +33,7 @@ def open_store(url: str | None, *, readonly: bool = False):
     not create an empty database), and the schema is never upgraded here. ``readonly``
     (every command that only reads): nothing is written, and an archived database in a
     read-only directory opens too; otherwise a read-only database is refused at once."""
-    from db.store import Store
+    from migfuzz.db.store import Store
     if readonly:
         return Store.open_readonly(url)
     return Store.open(url, upgrade=False, create=False)

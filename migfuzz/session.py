@@ -9,10 +9,10 @@ import signal
 import time
 from contextlib import contextmanager
 
-from corpus import input as inputs
-from fuzzer import ENGINE_VERSION
-from fuzzer.search.campaign import Campaign
-from fuzzer.search.loop import FuzzConfig
+from migfuzz.corpus import input as inputs
+from migfuzz.fuzzer import ENGINE_VERSION
+from migfuzz.fuzzer.search.campaign import Campaign
+from migfuzz.fuzzer.search.loop import FuzzConfig
 
 from .refs import open_store
 
@@ -42,7 +42,7 @@ class CampaignSession:
         self.prior_workers = dict(prior_workers or {})
         self.recorder = None
         if store is not None:
-            from db.recorder import Recorder
+            from migfuzz.db.recorder import Recorder
             loop = campaign.loop
             self.recorder = Recorder(store, name, lambda n: loop.pool[n].sc, loop.variant)
 
@@ -52,9 +52,9 @@ class CampaignSession:
         camp = Campaign(cfg, seed)
         if no_db:
             return cls(camp)
-        from db.recorder import campaign_config
-        from db.store import Store
-        from db.errors import CampaignExists
+        from migfuzz.db.recorder import campaign_config
+        from migfuzz.db.store import Store
+        from migfuzz.db.errors import CampaignExists
         store = Store.open(db, check_inputs=False,    # inputs are built here, from checked parts
                            max_crashes_per_bug=max_crashes_per_bug)
         try:
@@ -77,7 +77,7 @@ class CampaignSession:
     @classmethod
     def resume(cls, *, db: str | None, name: str,
                max_crashes_per_bug: int = 100) -> "CampaignSession":
-        from db.recorder import resume_state
+        from migfuzz.db.recorder import resume_state
         store = open_store(db)
         store.max_crashes_per_bug = max_crashes_per_bug
         try:
@@ -160,7 +160,7 @@ class CampaignSession:
         status = "stopped" if interrupted else "finished"
         st.set_campaign_status(self.name, status)
         row = next((c for c in st.list_campaigns() if c["name"] == self.name), {})
-        from db.engine import redact
+        from migfuzz.db.engine import redact
         bugs = st.list_bugs(campaign=self.name)
         dups = sum(1 for b in bugs if b.status == "duplicate")
         return {"db": redact(st.url), "campaign": self.name, "status": status,

@@ -19,9 +19,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from fuzzer.search.buckets import Buckets
-from fuzzer.search.coverage import Coverage
-from fuzzer.search.loop import BatchReport, Entry, FuzzConfig
+from migfuzz.fuzzer.search.buckets import Buckets
+from migfuzz.fuzzer.search.coverage import Coverage
+from migfuzz.fuzzer.search.loop import BatchReport, Entry, FuzzConfig
 
 LOGS = ("entries", "scenarios", "features", "lock_edges")
 

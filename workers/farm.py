@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from fuzzer.search.campaign import minimize_input
-from fuzzer.search.loop import FuzzConfig
+from migfuzz.fuzzer.search.campaign import minimize_input
+from migfuzz.fuzzer.search.loop import FuzzConfig
 
 from .coordinator import Coordinator
 from .runtime import FarmError
@@ -275,7 +275,7 @@ def run_campaign(ray, campaign, opts: FarmOptions, *, recorder=None, hub: dict |
     """Run a farm for ``campaign`` (a ``fuzzer.search.campaign.Campaign``: its config, its
     loop's seed and variant; ``hub``: what an earlier session stored, ``base``: its
     executions). Returns (CampaignResult, stopped, farm)."""
-    from fuzzer.search.campaign import CampaignResult
+    from migfuzz.fuzzer.search.campaign import CampaignResult
     loop = campaign.loop
     t0 = time.monotonic()
     coord = Coordinator(campaign.config, opts.workers, variant=loop.variant, **(hub or {}),

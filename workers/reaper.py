@@ -4,7 +4,7 @@
 driver never runs it: gcs_server and the raylet notice and exit, while Ray's per-node agents
 (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``) ignore SIGTERM and were seen running
 long after (issue 11, item 18). This module runs as a separate process beside the driver
-(``python -m workers.reaper``): it keeps a list of the processes the driver started since
+(``python -m migfuzz.workers.reaper``): it keeps a list of the processes the driver started since
 the reaper began (its descendants, each with its start time, so a recycled pid is never
 touched) and waits on a pipe from the driver. The driver writes ``done`` before a normal
 shutdown; end of file without it means the driver died, and the reaper SIGKILLs exactly the

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import random
 
-from fuzzer.search.loop import FindingEvent, FuzzConfig, FuzzLoop, input_hash
+from migfuzz.fuzzer.search.loop import FindingEvent, FuzzConfig, FuzzLoop, input_hash
 
 
 def worker_seed(seed: int, index: int, restart_at: int = 0) -> int:

@@ -4,7 +4,7 @@ connects itself."""
 from alembic import context
 from sqlalchemy import create_engine
 
-from db.models import Base
+from migfuzz.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -5,9 +5,9 @@ import json
 import sys
 import time
 
-from fuzzer.bisect import probe
-from fuzzer.findings import KINDS
-from fuzzer.variants import resolve_variant
+from migfuzz.fuzzer.bisect import probe
+from migfuzz.fuzzer.findings import KINDS
+from migfuzz.fuzzer.variants import resolve_variant
 
 from ..cli import EXIT_FOUND, EXIT_OK, UsageError
 from ..refs import DB_HELP, find_bug, open_store
@@ -73,9 +73,9 @@ def register(sub) -> None:
 
 
 def cmd_minimize(args) -> int:
-    from corpus import input as inputs
-    from fuzzer.execute import replay
-    from fuzzer.search.minimize import minimize, size_key
+    from migfuzz.corpus import input as inputs
+    from migfuzz.fuzzer.execute import replay
+    from migfuzz.fuzzer.search.minimize import minimize, size_key
     if args.budget < 1:
         raise UsageError("--budget must be at least 1")
     with open_store(args.db) as st:
@@ -170,7 +170,7 @@ def cmd_triage(args) -> int:
         if status == "fixed":
             if bug.reproducer is None:
                 raise UsageError(f"{bug.signature}: no reproducer to check the fix with")
-            from corpus.input import check
+            from migfuzz.corpus.input import check
             out = probe(check(bug.reproducer, bug.signature),
                         resolve_variant(args.fixed_in)[0], bug.signature)
             if out.present:

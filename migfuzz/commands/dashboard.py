@@ -6,7 +6,7 @@ import ipaddress
 import socket
 import sys
 
-from db.errors import StoreError
+from migfuzz.db.errors import StoreError
 
 from ..cli import EXIT_OK, UsageError
 
@@ -94,9 +94,9 @@ def cmd_dashboard(args) -> int:
     check_bind(args.host, args.port, args.allow_remote)
     import uvicorn
 
-    from dashboards.app import create_app
-    from dashboards.readonly import open_readonly
-    from db.engine import redact
+    from migfuzz.dashboards.app import create_app
+    from migfuzz.dashboards.readonly import open_readonly
+    from migfuzz.db.engine import redact
 
     store = open_readonly(args.db)
     try:

@@ -6,13 +6,13 @@ import os
 import sys
 import time
 
-from corpus import input as inputs
-from corpus.builtin import get_scenario, scenario_names
-from fuzzer.execute import check_deterministic, execute, replay
-from fuzzer.scenario import summary
-from fuzzer.strategies import STRATEGIES, make_strategy
-from fuzzer.strategies.replay import CONTINUE_WITH
-from fuzzer.variants import SWITCH_DOCS, SWITCH_NAMES, VARIANTS, resolve_variant
+from migfuzz.corpus import input as inputs
+from migfuzz.corpus.builtin import get_scenario, scenario_names
+from migfuzz.fuzzer.execute import check_deterministic, execute, replay
+from migfuzz.fuzzer.scenario import summary
+from migfuzz.fuzzer.strategies import STRATEGIES, make_strategy
+from migfuzz.fuzzer.strategies.replay import CONTINUE_WITH
+from migfuzz.fuzzer.variants import SWITCH_DOCS, SWITCH_NAMES, VARIANTS, resolve_variant
 
 from ..cli import EXIT_ERROR, EXIT_FOUND, EXIT_OK, UsageError
 from ..files import check_writable, write_atomic
@@ -102,7 +102,7 @@ def load_scenario(spec: str) -> dict:
     """A built-in scenario by name, or a scenario JSON file by path (read as an input
     file is: at most corpus.input.MAX_BYTES, UTF-8)."""
     if os.path.exists(spec) and spec.endswith(".json"):
-        from fuzzer.scenario import ScenarioError, validate
+        from migfuzz.fuzzer.scenario import ScenarioError, validate
         data, size = inputs.read_bounded(spec)
         if len(data) > inputs.MAX_BYTES:
             raise inputs.too_big(spec, size)

@@ -10,13 +10,13 @@ import re
 import sys
 import time
 
-from corpus import input as inputs
-from corpus.builtin import scenario_names
-from fuzzer.execute import Nondeterministic
-from fuzzer.search.bounded import prove
-from fuzzer.search.loop import FuzzConfig
-from fuzzer.search.portfolio import SEARCHES
-from fuzzer.variants import resolve_variant
+from migfuzz.corpus import input as inputs
+from migfuzz.corpus.builtin import scenario_names
+from migfuzz.fuzzer.execute import Nondeterministic
+from migfuzz.fuzzer.search.bounded import prove
+from migfuzz.fuzzer.search.loop import FuzzConfig
+from migfuzz.fuzzer.search.portfolio import SEARCHES
+from migfuzz.fuzzer.variants import resolve_variant
 
 from ..cli import EXIT_ERROR, EXIT_FOUND, EXIT_OK, UsageError
 from ..files import check_dir_writable, write_atomic
@@ -25,7 +25,7 @@ from ..render import table
 from ..session import CampaignSession
 from .engine import load_scenario
 
-from workers.runtime import FarmError
+from migfuzz.workers.runtime import FarmError
 
 STRATEGY_CHOICES = SEARCHES + ("exhaustive",)
 USER_ERRORS = (FarmError,)
@@ -110,7 +110,7 @@ def register(sub) -> None:
 
 
 def _portfolio_mix() -> str:
-    from fuzzer.search.portfolio import PORTFOLIO
+    from migfuzz.fuzzer.search.portfolio import PORTFOLIO
     total = sum(PORTFOLIO.values())
     return ", ".join(f"{arm} {100 * w // total}%%" for arm, w in PORTFOLIO.items() if w)
 
@@ -245,8 +245,8 @@ def _report(args, res, session, interrupted: bool) -> int:
 
 
 def _run_farm(args, session) -> int:
-    from workers.farm import FarmOptions, run_campaign
-    from workers.runtime import ray_session
+    from migfuzz.workers.farm import FarmOptions, run_campaign
+    from migfuzz.workers.runtime import ray_session
     more = args.execs if args.execs is not None or args.duration is not None else 4000
     execs = more if args.execs is not None or args.duration is None else None
     n = args.workers

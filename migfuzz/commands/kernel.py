@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 
-from kernels.config import ConfigError, fragment_names
-from kernels.env import DEFAULT_RELEASE, RELEASES, LaneError
+from migfuzz.kernels.config import ConfigError, fragment_names
+from migfuzz.kernels.env import DEFAULT_RELEASE, RELEASES, LaneError
 
 USER_ERRORS = (LaneError, ConfigError)
 
@@ -77,12 +77,12 @@ def register(sub) -> argparse._SubParsersAction:
     t.set_defaults(func=cmd_test)
     # `kernel repro` (kernels/repro.py) registers itself on `ksub` here, e.g.
     # `repro_cli.register(ksub)`: keep that line the last before the return.
-    from kernels import repro as repro_cli; repro_cli.register(ksub)  # noqa: E702
+    from migfuzz.kernels import repro as repro_cli; repro_cli.register(ksub)  # noqa: E702
     return ksub
 
 
 def cmd_build(args) -> int:
-    from kernels.build import build
+    from migfuzz.kernels.build import build
     bk = build(args.release, args.config, jobs=args.jobs)
     if args.json:
         json.dump(bk.to_json(), sys.stdout, indent=1)
@@ -105,7 +105,7 @@ def _print_findings(findings) -> None:
 
 
 def cmd_test(args) -> int:
-    from kernels.lane import run_hmm_tests
+    from migfuzz.kernels.lane import run_hmm_tests
     echo = (lambda line: print(f"  guest| {line}", file=sys.stderr, flush=True)) \
         if args.verbose else None
     run = run_hmm_tests(args.release, args.config, timeout_s=args.timeout, accel=args.accel,

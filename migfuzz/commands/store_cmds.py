@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 import sys
 
-from corpus import jsonl
-from db.errors import StoreError
-from fuzzer import ENGINE_VERSION
-from fuzzer.variants import resolve_variant
+from migfuzz.corpus import jsonl
+from migfuzz.db.errors import StoreError
+from migfuzz.fuzzer import ENGINE_VERSION
+from migfuzz.fuzzer.variants import resolve_variant
 
 from ..cli import EXIT_OK, UsageError
 from ..render import table
@@ -17,12 +17,12 @@ USER_ERRORS = (StoreError,)
 
 
 def _store():
-    from db.store import Store        # SQLAlchemy and Alembic load only when used
+    from migfuzz.db.store import Store        # SQLAlchemy and Alembic load only when used
     return Store
 
 
 def _url(args) -> str:
-    from db.engine import redact, resolve_url
+    from migfuzz.db.engine import redact, resolve_url
     return redact(resolve_url(args.db))
 
 

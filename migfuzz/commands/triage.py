@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import sys
 
-from fuzzer.bisect import bisect
-from fuzzer.execute import replay
-from fuzzer.explain import describe_scenario, explain
-from fuzzer.variants import VARIANTS
+from migfuzz.fuzzer.bisect import bisect
+from migfuzz.fuzzer.execute import replay
+from migfuzz.fuzzer.explain import describe_scenario, explain
+from migfuzz.fuzzer.variants import VARIANTS
 
 from ..cli import EXIT_OK, UsageError
 from ..refs import add_ref_arguments, resolve
@@ -149,7 +149,7 @@ Run: pytest {filename}  (MIGFUZZ_VARIANT=v6.1 pytest {filename} checks another v
 import json
 import os
 
-from fuzzer.execute import replay
+from migfuzz.fuzzer.execute import replay
 
 INPUT = json.loads({input_json!r})
 SIGNATURE = {signature!r}
@@ -166,7 +166,7 @@ def test_{test_name}_is_absent():
 def cmd_export(args) -> int:
     import os
 
-    from corpus.input import dumps
+    from migfuzz.corpus.input import dumps
 
     from ..files import check_writable, write_atomic
     check_writable(args.output)

@@ -82,7 +82,7 @@ def filled_db(tmp_path_factory) -> dict:
     # written as the farm writes (coordinator + recorder), so its stats samples carry the
     # campaign-wide crash and bucket counts in every worker's row
     info["farm"] = run_farm_campaign(url, "farm-sim", workers=2, seed=7)
-    from db.store import Store
+    from migfuzz.db.store import Store
     with Store.open(url) as s:
         bugs = s.list_bugs()
         assert bugs, "the real runs found no bug: the fill is broken"
@@ -135,7 +135,7 @@ def serve(app):
 @pytest.fixture(scope="session")
 def server(filled_db):
     """The dashboard over the filled database, served on 127.0.0.1:<free port>."""
-    from dashboards import create_app
+    from migfuzz.dashboards import create_app
     before = db_fingerprint(filled_db["path"])
     app = create_app(filled_db["url"])
     try:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 
-from corpus import input as inputs
-from corpus.builtin import get_scenario
-from db.store import Store, crash_records
-from fuzzer.execute import execute
-from fuzzer.strategies import RandomWalk
+from migfuzz.corpus import input as inputs
+from migfuzz.corpus.builtin import get_scenario
+from migfuzz.db.store import Store, crash_records
+from migfuzz.fuzzer.execute import execute
+from migfuzz.fuzzer.strategies import RandomWalk
 
 SCENARIOS = ("dirty-page", "madvise-race", "dp-fault-race")
 
@@ -86,10 +86,10 @@ def run_farm_campaign(url: str, name: str, *, variant: str = "v5.16", workers: i
     """A campaign written the way the farm writes one, without Ray: ``workers`` real fuzz
     loops whose batch reports go through the farm's coordinator (workers.coordinator) and
     are stored by its recorder (db.recorder.Recorder.record_many), a flush per round."""
-    from db.recorder import Recorder, campaign_config
-    from fuzzer import ENGINE_VERSION
-    from fuzzer.search.loop import FuzzConfig, FuzzLoop
-    from workers.coordinator import Coordinator
+    from migfuzz.db.recorder import Recorder, campaign_config
+    from migfuzz.fuzzer import ENGINE_VERSION
+    from migfuzz.fuzzer.search.loop import FuzzConfig, FuzzLoop
+    from migfuzz.workers.coordinator import Coordinator
     cfg = FuzzConfig(variant, [get_scenario(s) for s in scenarios], "portfolio", False)
     coord = Coordinator(cfg, workers, variant=variant)
     loops = [FuzzLoop(cfg, seed * 1000 + i) for i in range(workers)]

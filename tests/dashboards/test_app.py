@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from conftest import MARKUP_LABELS
-from dashboards.metrics import METRICS
+from migfuzz.dashboards.metrics import METRICS
 
 GRAFANA = Path(__file__).resolve().parents[2] / "dashboards" / "grafana" / "migfuzz.json"
 PROMQL_WORDS = {"sum", "max", "min", "avg", "count", "rate", "irate", "increase", "by",

@@ -11,9 +11,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from corpus.builtin import get_scenario, scenario_names
-from fuzzer.execute import execute
-from fuzzer.strategies import RandomWalk
+from migfuzz.corpus.builtin import get_scenario, scenario_names
+from migfuzz.fuzzer.execute import execute
+from migfuzz.fuzzer.strategies import RandomWalk
 
 NO_CHANGE = ("lock", "unlock", "free")
 

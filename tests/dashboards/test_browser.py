@@ -210,7 +210,7 @@ def test_corpus_groups_generated_scenarios_with_a_legend(page, server):
     """Generated scenarios (gen-<hash>) beyond the top few are one "other generated" bar,
     bar colours mean the scenario's group and a legend says so, and the page stays short
     (it was 5,500 px tall with ~90 bars)."""
-    from dashboards.queries import TOP_GENERATED
+    from migfuzz.dashboards.queries import TOP_GENERATED
     page.page.set_viewport_size({"width": 1280, "height": 900})
     page.goto("/corpus")
     names = page.page.eval_on_selector_all("#by-scenario tbody td:first-child",

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from conftest import free_port
-from dashboards.readonly import open_readonly
-from db.errors import StoreError
+from migfuzz.dashboards.readonly import open_readonly
+from migfuzz.db.errors import StoreError
 from migfuzz.cli import UsageError, main
 from migfuzz.commands.dashboard import check_bind, is_loopback
 

@@ -44,9 +44,9 @@ def dump(url: str) -> dict:
 def test_dashboard_on_postgres_reads_and_never_writes(pg_url):
     from sqlalchemy.exc import DBAPIError
 
-    from dashboards import create_app
-    from db.errors import StoreError
-    from db.store import Store
+    from migfuzz.dashboards import create_app
+    from migfuzz.db.errors import StoreError
+    from migfuzz.db.store import Store
     run_campaign(pg_url, "pg-smoke", workers=2, execs=150)
     with Store.open(pg_url) as s:
         sigs = [b.signature for b in s.list_bugs()]

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from conftest import db_fingerprint
-from db.errors import StoreError
+from migfuzz.db.errors import StoreError
 
 
 def test_every_page_then_database_unchanged(server):

@@ -103,7 +103,7 @@ def test_a_schedule_total_over_the_limit_is_refused_even_in_small_runs(tmp_path)
 
 
 def test_the_bound_is_the_scenarios_own_max_steps():
-    from corpus.input import InputError, check
+    from migfuzz.corpus.input import InputError, check
     inp = base_input()
     inp["scenario"]["max_steps"] = 100
     inp["schedule"] = [[0, 60], [1, 40]]
@@ -116,7 +116,7 @@ def test_the_bound_is_the_scenarios_own_max_steps():
 
 
 def test_every_stored_regression_fits_the_bound():
-    from corpus.input import load
+    from migfuzz.corpus.input import load
     for p in sorted((ROOT / "tests/regressions").glob("*.json")):
         load(str(p))
 
@@ -133,14 +133,14 @@ def test_corpus_import_refuses_a_huge_run_and_writes_nothing(tmp_path):
 
 
 def test_the_store_refuses_a_huge_run(tmp_path):
-    from corpus import jsonl
-    from corpus.input import InputError
+    from migfuzz.corpus import jsonl
+    from migfuzz.corpus.input import InputError
     inp = base_input()
     inp["schedule"] = [[1, 5], [0, 10**18]]
     with pytest.raises(InputError, match="more than 20000 decisions"):
         jsonl.check_entry({"input": inp}, "line")
-    from db.errors import StoreError
-    from db.store import Store
+    from migfuzz.db.errors import StoreError
+    from migfuzz.db.store import Store
     with Store.open(f"sqlite:///{tmp_path / 's.db'}") as st:
         st.create_campaign("c", "v5.16")
         with pytest.raises(StoreError, match="more than 20000 decisions"):
@@ -273,7 +273,7 @@ def test_write_atomic_leaves_nothing_half_written(tmp_path):
 def test_version():
     from importlib.metadata import version
 
-    from fuzzer import ENGINE_VERSION
+    from migfuzz.fuzzer import ENGINE_VERSION
     r = migfuzz("--version")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"migfuzz {version('migfuzz')} (engine version {ENGINE_VERSION})"
@@ -418,8 +418,8 @@ def test_scenarios_count_in_the_singular_for_one():
 
 
 def test_run_and_fuzz_help_explain_their_strategy_lists():
-    from fuzzer.search.portfolio import SEARCHES
-    from fuzzer.strategies import STRATEGIES
+    from migfuzz.fuzzer.search.portfolio import SEARCHES
+    from migfuzz.fuzzer.strategies import STRATEGIES
     run_help = " ".join(migfuzz("run", "--help").stdout.split())
     fuzz_help = " ".join(migfuzz("fuzz", "--help").stdout.split())
     fuzz_only = (set(SEARCHES) | {"exhaustive"}) - set(STRATEGIES)
@@ -433,7 +433,7 @@ def test_run_and_fuzz_help_explain_their_strategy_lists():
 # -- item 29: the size-limit message names the file's real size -------------------------
 
 def test_a_too_big_file_is_named_by_its_real_size(tmp_path):
-    from corpus.input import MAX_BYTES
+    from migfuzz.corpus.input import MAX_BYTES
     big = tmp_path / "big.json"
     size = 52 * 1000 * 1000
     with open(big, "wb") as f:
@@ -445,7 +445,7 @@ def test_a_too_big_file_is_named_by_its_real_size(tmp_path):
 def test_load_reads_at_most_the_limit(tmp_path, monkeypatch):
     import builtins
 
-    from corpus import input as inputs
+    from migfuzz.corpus import input as inputs
     big = tmp_path / "big.json"
     with open(big, "wb") as f:
         f.truncate(inputs.MAX_BYTES * 10)

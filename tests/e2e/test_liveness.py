@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from db import liveness
+from migfuzz.db import liveness
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -118,8 +118,8 @@ def test_triage_lifecycle(campaign):
 
 CHILD = r"""
 import json, sys
-from db.store import Store
-from fuzzer.execute import replay
+from migfuzz.db.store import Store
+from migfuzz.fuzzer.execute import replay
 st = Store.open(sys.argv[1], upgrade=False)
 bad = []
 n = 0

@@ -1,7 +1,7 @@
 """Deliberately broken copies of engine steps, shared by the oracle and golden tests."""
-import fuzzer.migrate as mv
-import fuzzer.oracles as oracles
-from fuzzer.state import Kernel
+import migfuzz.fuzzer.migrate as mv
+import migfuzz.fuzzer.oracles as oracles
+from migfuzz.fuzzer.state import Kernel
 
 
 def break_method(monkeypatch, name, site, times=0):

@@ -3,9 +3,9 @@ new page has the kernel's refcount and mapcount and the old page is free; after 
 the old page is exactly as it started. For every variant."""
 import pytest
 
-from fuzzer.execute import execute
-from fuzzer.state import DEVICE, PRESENT
-from fuzzer.strategies import RoundRobin
+from migfuzz.fuzzer.execute import execute
+from migfuzz.fuzzer.state import DEVICE, PRESENT
+from migfuzz.fuzzer.strategies import RoundRobin
 
 VARIANTS = ["v5.15", "v5.16", "v6.1", "blocking-lock"]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from corpus import input as inputs
-from corpus.builtin import get_scenario
-from fuzzer.execute import execute, replay
-from fuzzer.search.lockgraph import LockGraph
-from fuzzer.strategies import RandomWalk, RoundRobin
+from migfuzz.corpus import input as inputs
+from migfuzz.corpus.builtin import get_scenario
+from migfuzz.fuzzer.execute import execute, replay
+from migfuzz.fuzzer.search.lockgraph import LockGraph
+from migfuzz.fuzzer.strategies import RandomWalk, RoundRobin
 from mutations import break_method, negative_mapcount, skip_restore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def observed(monkeypatch, case):
 
 
 def test_every_kind_has_a_golden_case():
-    from fuzzer.findings import KINDS
+    from migfuzz.fuzzer.findings import KINDS
     golden = json.loads(GOLDEN.read_text())
     seen = {f["kind"] for case in golden.values() for f in case}
     assert set(KINDS) <= seen

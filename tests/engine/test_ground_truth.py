@@ -3,9 +3,9 @@ bug on the variants that have it, and nothing on the variants that fixed it or o
 selftest scenarios run without concurrency."""
 import pytest
 
-from corpus.builtin import get_scenario, scenario_names
-from fuzzer.execute import execute
-from fuzzer.strategies import RandomWalk, RoundRobin
+from migfuzz.corpus.builtin import get_scenario, scenario_names
+from migfuzz.fuzzer.execute import execute
+from migfuzz.fuzzer.strategies import RandomWalk, RoundRobin
 
 # (variant, scenario, kinds that count, executions allowed). The budgets are ~5x the seed
 # of the first hit measured with this engine (dp-fault-race: first hit at seed 4-204 of

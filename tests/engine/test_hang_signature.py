@@ -3,9 +3,9 @@ one missing unlock is one bug, not one HANG bucket per set of program counters (
 item 2: a skipped unlock gave 53 HANG buckets in a 60-second campaign)."""
 from __future__ import annotations
 
-from corpus.builtin import get_scenario, scenario_names
-from fuzzer.search.campaign import Campaign
-from fuzzer.search.loop import FuzzConfig
+from migfuzz.corpus.builtin import get_scenario, scenario_names
+from migfuzz.fuzzer.search.campaign import Campaign
+from migfuzz.fuzzer.search.loop import FuzzConfig
 from mutations import break_method
 
 SCS = [get_scenario(n) for n in scenario_names("concurrency") + scenario_names("known-bug")]

@@ -8,11 +8,11 @@ import json
 import subprocess
 import sys
 
-import fuzzer.execute as ex
-from corpus.builtin import get_scenario, scenario_names
-from fuzzer.search.campaign import Campaign
-from fuzzer.search.loop import FuzzConfig
-from fuzzer.strategies.random_walk import RandomWalk
+import migfuzz.fuzzer.execute as ex
+from migfuzz.corpus.builtin import get_scenario, scenario_names
+from migfuzz.fuzzer.search.campaign import Campaign
+from migfuzz.fuzzer.search.loop import FuzzConfig
+from migfuzz.fuzzer.strategies.random_walk import RandomWalk
 from mutations import negative_mapcount
 
 SCS = [get_scenario(n) for n in scenario_names("concurrency") + scenario_names("known-bug")]
@@ -32,7 +32,7 @@ def test_an_oracle_exception_is_a_model_error_finding(monkeypatch):
 
 
 def test_a_model_step_exception_stops_that_execution_only(monkeypatch):
-    import fuzzer.migrate as mv
+    import migfuzz.fuzzer.migrate as mv
     orig = mv.unmap
 
     def broken(k, m):

@@ -3,9 +3,9 @@ reference not dropped, a reference dropped twice, a flush removed, a restore ski
 oracle must fire, with a title that names the site."""
 import pytest
 
-from corpus.builtin import get_scenario
-from fuzzer.execute import execute
-from fuzzer.strategies import RandomWalk, RoundRobin
+from migfuzz.corpus.builtin import get_scenario
+from migfuzz.fuzzer.execute import execute
+from migfuzz.fuzzer.strategies import RandomWalk, RoundRobin
 from mutations import break_method, skip_restore
 
 

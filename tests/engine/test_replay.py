@@ -9,21 +9,21 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from corpus import input as inputs
-from corpus.builtin import get_scenario, scenario_names
-from fuzzer.execute import execute, replay
-from fuzzer.sched import Diverged
-from fuzzer.strategies import RandomWalk
-from fuzzer.strategies.replay import rle_decode, rle_encode
+from migfuzz.corpus import input as inputs
+from migfuzz.corpus.builtin import get_scenario, scenario_names
+from migfuzz.fuzzer.execute import execute, replay
+from migfuzz.fuzzer.sched import Diverged
+from migfuzz.fuzzer.strategies import RandomWalk
+from migfuzz.fuzzer.strategies.replay import rle_decode, rle_encode
 
 ROOT = Path(__file__).resolve().parents[2]
 REGRESSIONS = sorted((ROOT / "tests" / "regressions").glob("*.json"))
 
 CHILD = r"""
 import json, sys
-from corpus import input as inputs
-from fuzzer.execute import execute, replay
-from fuzzer.strategies import RandomWalk
+from migfuzz.corpus import input as inputs
+from migfuzz.fuzzer.execute import execute, replay
+from migfuzz.fuzzer.strategies import RandomWalk
 out = []
 for inp in json.load(sys.stdin):
     inputs.check(inp)

@@ -9,8 +9,8 @@ import json
 import subprocess
 import sys
 
-from corpus import input as inputs
-from fuzzer.execute import replay
+from migfuzz.corpus import input as inputs
+from migfuzz.fuzzer.execute import replay
 
 # the minimized v5.16 dp-fault-race reproducer a 3000-execution campaign stored
 SCENARIO = {

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from fuzzer.execute import execute
-from fuzzer.strategies import RandomWalk
+from migfuzz.fuzzer.execute import execute
+from migfuzz.fuzzer.strategies import RandomWalk
 
 SCENARIO = {
     "name": "swap-cow-after-fork", "kind": "test",

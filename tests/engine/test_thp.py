@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from corpus import input as inputs
-from corpus.builtin import get_scenario
-from fuzzer.bisect import bisect
-from fuzzer.execute import execute
-from fuzzer.scenario import ScenarioError, validate
-from fuzzer.state import DEVICE, HPAGE_NR, PRESENT, ZERO
-from fuzzer.strategies import RandomWalk, RoundRobin
+from migfuzz.corpus import input as inputs
+from migfuzz.corpus.builtin import get_scenario
+from migfuzz.fuzzer.bisect import bisect
+from migfuzz.fuzzer.execute import execute
+from migfuzz.fuzzer.scenario import ScenarioError, validate
+from migfuzz.fuzzer.state import DEVICE, HPAGE_NR, PRESENT, ZERO
+from migfuzz.fuzzer.strategies import RandomWalk, RoundRobin
 
 ROOT = Path(__file__).resolve().parents[2]
 LEAK = "REFCOUNT_LEAK: migrate reference taken at collect_pmd:get_page was never dropped"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import collections
 
-from db.store import Store
-from fuzzer.search.loop import FuzzConfig
+from migfuzz.db.store import Store
+from migfuzz.fuzzer.search.loop import FuzzConfig
 from migfuzz.commands.engine import load_scenario
 from migfuzz.session import CampaignSession
-from workers.farm import FarmOptions, run_campaign
+from migfuzz.workers.farm import FarmOptions, run_campaign
 
 
 def session(url: str, name: str, scenarios: list[str], seed: int = 1,

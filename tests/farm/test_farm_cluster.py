@@ -12,7 +12,7 @@ import time
 import pytest
 
 from farmutil import check_stored_once, run, session
-from workers.runtime import LOOPBACK_NODE_IP, ray_session
+from migfuzz.workers.runtime import LOOPBACK_NODE_IP, ray_session
 
 
 @pytest.fixture(scope="module")

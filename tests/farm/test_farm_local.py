@@ -14,7 +14,7 @@ import pytest
 
 from farmutil import check_stored_once, run, session
 from migfuzz.cli import main
-from workers.runtime import ray_session
+from migfuzz.workers.runtime import ray_session
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_sigterm_stops_the_campaign_and_resume_continues(ray, tmp_path, capsys):
             "dp-fault-race", "--out", str(tmp_path / "r"), "--no-minimize", "--json"]
 
     def term_when_stored():
-        from db.store import Store
+        from migfuzz.db.store import Store
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             time.sleep(0.2)

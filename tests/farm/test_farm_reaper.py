@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from workers.reaper import _stat, descendants
+from migfuzz.workers.reaper import _stat, descendants
 
 
 def _alive(procs: dict[int, int]) -> dict[int, str]:

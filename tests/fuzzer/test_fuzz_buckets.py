@@ -1,8 +1,8 @@
 """Buckets: grouping by signature, alternative titles, smallest input, flaky inputs."""
 from __future__ import annotations
 
-from fuzzer.findings import Finding
-from fuzzer.search.buckets import Buckets, input_size
+from migfuzz.fuzzer.findings import Finding
+from migfuzz.fuzzer.search.buckets import Buckets, input_size
 
 
 def _inp(actors=2, pages=2, sched=((0, 3), (1, 2))):

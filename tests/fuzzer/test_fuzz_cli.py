@@ -58,7 +58,7 @@ def test_workers_other_than_zero_is_a_usage_error(capsys):
 
 
 def test_store_keeps_at_most_max_crashes_per_bug_rows(tmp_path, capsys):
-    from db.store import Store
+    from migfuzz.db.store import Store
 
     def campaign(cap: int):
         db = f"sqlite:///{tmp_path / f'cap{cap}.db'}"
@@ -81,8 +81,8 @@ def test_store_keeps_at_most_max_crashes_per_bug_rows(tmp_path, capsys):
 
 
 def test_check_determinism_fails_the_campaign(tmp_path, capsys, monkeypatch):
-    from db.store import Store
-    from fuzzer.state import Kernel
+    from migfuzz.db.store import Store
+    from migfuzz.fuzzer.state import Kernel
     db = f"sqlite:///{tmp_path / 'det.db'}"
     args = ["--workers", "0", "--execs", "300", "--seed", "1", "--out", str(tmp_path / "r"),
             "--check-determinism", "--db", db]

@@ -2,9 +2,9 @@
 is held back, which keeps race windows open (counts of executions, measured in-test)."""
 from __future__ import annotations
 
-from corpus.builtin import get_scenario
-from fuzzer.execute import execute
-from fuzzer.strategies import ConflictDelay, RandomWalk
+from migfuzz.corpus.builtin import get_scenario
+from migfuzz.fuzzer.execute import execute
+from migfuzz.fuzzer.strategies import ConflictDelay, RandomWalk
 
 
 def _hits(name, variant, kind, make, n):

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from corpus.builtin import get_scenario
-from fuzzer.execute import execute, replay
-from fuzzer.search.lockgraph import LockGraph
-from fuzzer.search.loop import DIRECTED_BUDGET, BatchReport, FuzzConfig, FuzzLoop
-from fuzzer.strategies.deadlock_directed import DeadlockDirected
-from fuzzer.strategies.random_walk import RandomWalk
+from migfuzz.corpus.builtin import get_scenario
+from migfuzz.fuzzer.execute import execute, replay
+from migfuzz.fuzzer.search.lockgraph import LockGraph
+from migfuzz.fuzzer.search.loop import DIRECTED_BUDGET, BatchReport, FuzzConfig, FuzzLoop
+from migfuzz.fuzzer.strategies.deadlock_directed import DeadlockDirected
+from migfuzz.fuzzer.strategies.random_walk import RandomWalk
 
 
 def _cycle(name: str) -> list[tuple[str, str]]:

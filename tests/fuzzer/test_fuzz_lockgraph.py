@@ -1,11 +1,11 @@
 """POTENTIAL_DEADLOCK: a lock-order cycle across executions, none of which deadlocked."""
 from __future__ import annotations
 
-from corpus.builtin import get_scenario, scenario_names
-from fuzzer.execute import execute
-from fuzzer.search.lockgraph import LockGraph
-from fuzzer.search.loop import FuzzConfig, FuzzLoop
-from fuzzer.strategies.random_walk import RandomWalk
+from migfuzz.corpus.builtin import get_scenario, scenario_names
+from migfuzz.fuzzer.execute import execute
+from migfuzz.fuzzer.search.lockgraph import LockGraph
+from migfuzz.fuzzer.search.loop import FuzzConfig, FuzzLoop
+from migfuzz.fuzzer.strategies.random_walk import RandomWalk
 
 XMM = get_scenario("cross-mm-opposite")
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from corpus.builtin import get_scenario, scenario_names
-from fuzzer.search.campaign import Campaign
-from fuzzer.search.loop import FuzzConfig, FuzzLoop
+from migfuzz.corpus.builtin import get_scenario, scenario_names
+from migfuzz.fuzzer.search.campaign import Campaign
+from migfuzz.fuzzer.search.loop import FuzzConfig, FuzzLoop
 
 SCS = [get_scenario(n) for n in scenario_names("concurrency") + scenario_names("known-bug")]
 

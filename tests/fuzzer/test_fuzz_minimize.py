@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from corpus.builtin import get_scenario
-from fuzzer.execute import execute, replay
-from fuzzer.search.minimize import minimize
-from fuzzer.strategies.random_walk import RandomWalk
+from migfuzz.corpus.builtin import get_scenario
+from migfuzz.fuzzer.execute import execute, replay
+from migfuzz.fuzzer.search.minimize import minimize
+from migfuzz.fuzzer.strategies.random_walk import RandomWalk
 
 # (scenario, variant, kind, seed of a random walk that finds it, max pages, max
 # preemptions, max executions) -- bounds from measured runs with ~2x headroom:
@@ -74,8 +74,8 @@ def test_the_time_budget_cuts_minimization_short_and_says_so():
 
 
 def test_a_campaign_past_its_minimization_time_leaves_buckets_not_minimized():
-    from fuzzer.search.campaign import Campaign
-    from fuzzer.search.loop import FuzzConfig
+    from migfuzz.fuzzer.search.campaign import Campaign
+    from migfuzz.fuzzer.search.loop import FuzzConfig
     c = Campaign(FuzzConfig("v5.16", [get_scenario("dp-fault-race"),
                                       get_scenario("dirty-page")]), 1)
     c.run(execs=1500)

@@ -6,11 +6,11 @@ import random
 
 from hypothesis import given, settings, strategies as st
 
-from corpus.builtin import get_scenario, scenario_names
-from fuzzer.execute import execute
-from fuzzer.scenario import validate
-from fuzzer.search.mutate import MUTATORS, generate, migrators, mutate
-from fuzzer.strategies.random_walk import RandomWalk
+from migfuzz.corpus.builtin import get_scenario, scenario_names
+from migfuzz.fuzzer.execute import execute
+from migfuzz.fuzzer.scenario import validate
+from migfuzz.fuzzer.search.mutate import MUTATORS, generate, migrators, mutate
+from migfuzz.fuzzer.strategies.random_walk import RandomWalk
 
 BASE = scenario_names("concurrency") + scenario_names("known-bug") + scenario_names("selftest")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import random
 
-from corpus.builtin import get_scenario
-from fuzzer.search import portfolio
-from fuzzer.search.loop import BatchReport, FuzzConfig, FuzzLoop
-from fuzzer.strategies.pct import FAIR_AFTER
-from fuzzer.strategies.pct import PCT
+from migfuzz.corpus.builtin import get_scenario
+from migfuzz.fuzzer.search import portfolio
+from migfuzz.fuzzer.search.loop import BatchReport, FuzzConfig, FuzzLoop
+from migfuzz.fuzzer.strategies.pct import FAIR_AFTER
+from migfuzz.fuzzer.strategies.pct import PCT
 
 
 def _loop(name: str, variant: str, search: str, seed: int, fixed: bool = False) -> FuzzLoop:

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from corpus.builtin import get_scenario
-from fuzzer.execute import execute, replay
-from fuzzer.search.bounded import prove
-from fuzzer.strategies import STRATEGIES, make_strategy
-from fuzzer.strategies.coverage_guided import CoverageGuided, Guided, mutate_schedule
-from fuzzer.strategies.exhaustive import Exhaustive
-from fuzzer.strategies.pct import PCT
-from fuzzer.strategies.pos import POS
-from fuzzer.strategies.random_walk import RandomWalk
-from fuzzer.strategies.replay import rle_decode
+from migfuzz.corpus.builtin import get_scenario
+from migfuzz.fuzzer.execute import execute, replay
+from migfuzz.fuzzer.search.bounded import prove
+from migfuzz.fuzzer.strategies import STRATEGIES, make_strategy
+from migfuzz.fuzzer.strategies.coverage_guided import CoverageGuided, Guided, mutate_schedule
+from migfuzz.fuzzer.strategies.exhaustive import Exhaustive
+from migfuzz.fuzzer.strategies.pct import PCT
+from migfuzz.fuzzer.strategies.pos import POS
+from migfuzz.fuzzer.strategies.random_walk import RandomWalk
+from migfuzz.fuzzer.strategies.replay import rle_decode
 
 import random
 

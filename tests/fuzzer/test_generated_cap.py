@@ -7,8 +7,8 @@ import json
 import subprocess
 import sys
 
-from corpus.builtin import get_scenario, scenario_names
-from fuzzer.search.loop import FuzzConfig, FuzzLoop
+from migfuzz.corpus.builtin import get_scenario, scenario_names
+from migfuzz.fuzzer.search.loop import FuzzConfig, FuzzLoop
 
 SCS = [get_scenario(n) for n in scenario_names("concurrency") + scenario_names("known-bug")]
 

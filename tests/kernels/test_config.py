@@ -1,8 +1,8 @@
 """Config fragments: parsing, merging, the dropped-option check, and cache keys."""
 import pytest
 
-from kernels import config as kc
-from kernels.build import cache_key
+from migfuzz.kernels import config as kc
+from migfuzz.kernels.build import cache_key
 
 
 def test_parse_fragment_values_comments_and_not_set():

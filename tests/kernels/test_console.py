@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from kernels import console
+from migfuzz.kernels import console
 
 FIX = Path(__file__).parent / "fixtures"
 

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from kernels import build as kbuild
-from kernels import env
+from migfuzz.kernels import build as kbuild
+from migfuzz.kernels import env
 
 
 def test_missing_package_not_root_says_what_to_install(monkeypatch):

@@ -3,9 +3,9 @@ import gzip
 
 import pytest
 
-from kernels.env import LaneError, elf_is_static
-from kernels.initramfs import (HMM_TESTS_SCRIPT, init_script, list_cpio, make_cpio)
-from kernels.qemu import qemu_command
+from migfuzz.kernels.env import LaneError, elf_is_static
+from migfuzz.kernels.initramfs import (HMM_TESTS_SCRIPT, init_script, list_cpio, make_cpio)
+from migfuzz.kernels.qemu import qemu_command
 
 
 def test_cpio_contents_and_determinism():

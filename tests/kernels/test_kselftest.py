@@ -1,7 +1,7 @@
 """The kselftest-harness parser on real hmm-tests output."""
 from pathlib import Path
 
-from kernels import kselftest
+from migfuzz.kernels import kselftest
 
 FIX = Path(__file__).parent / "fixtures"
 

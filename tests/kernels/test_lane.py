@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from kernels.env import LaneError
+from migfuzz.kernels.env import LaneError
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(1800)]
 
@@ -37,7 +37,7 @@ def _lane(fn, *a, **kw):
 @pytest.mark.parametrize("release", RELEASES)
 def test_hmm_tests_on_real_kernel(release):
     _need_lane()
-    from kernels.lane import run_hmm_tests
+    from migfuzz.kernels.lane import run_hmm_tests
     run = _lane(run_hmm_tests, release, "base", timeout_s=1200)
     g = run.guest
     assert g.booted, f"guest did not boot; console {g.console_path}"
@@ -60,9 +60,9 @@ def test_console_parser_sees_real_kernel_reports():
     """LKDTM provokes a WARNING, a BUG (an oops killing the writer) and a hung task on the
     real kernel; each comes back as a finding of its kind, and the guest still finishes."""
     _need_lane()
-    from kernels.build import build
-    from kernels.initramfs import build_initramfs
-    from kernels.qemu import run_guest
+    from migfuzz.kernels.build import build
+    from migfuzz.kernels.initramfs import build_initramfs
+    from migfuzz.kernels.qemu import run_guest
     bk = _lane(build, RELEASES[0], "base")
     # the hung-task detector stops after an oops (TAINT_DIE): provoke the hung task first
     script = "\n".join([

@@ -20,7 +20,7 @@ REQUIRED = os.environ.get("MIGFUZZ_KERNEL_LANE") == "1"
 
 
 def _kernel_or_skip():
-    from kernels.build import cached_kernel
+    from migfuzz.kernels.build import cached_kernel
     kern = cached_kernel("6.1", "base")
     if kern is None and not REQUIRED:
         pytest.skip("no 6.1 kernel built here (`migfuzz kernel build --release 6.1`); "

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from kernels import qemu
+from migfuzz.kernels import qemu
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def store(db_url):
-    from db.store import Store
+    from migfuzz.db.store import Store
     st = Store.open(db_url)
     yield st
     st.close()

@@ -19,7 +19,7 @@ import time
 
 import storedata as D
 
-from db.store import Store
+from migfuzz.db.store import Store
 
 SHARED = 240           # crashes both writers report
 OWN = 60               # crashes only one writer reports

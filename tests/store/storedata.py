@@ -1,8 +1,8 @@
 """Deterministic synthetic records for the store tests (also used by store_writer.py)."""
 from __future__ import annotations
 
-from corpus import input as inputs
-from corpus.builtin import get_scenario
+from migfuzz.corpus import input as inputs
+from migfuzz.corpus.builtin import get_scenario
 
 SCENARIO = get_scenario("migrate-multiple")
 VARIANTS = ["v5.15", "v5.16", "v6.1"]

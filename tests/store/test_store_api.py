@@ -8,10 +8,10 @@ import json
 import pytest
 import storedata as D
 
-from corpus import input as inputs
-from corpus import jsonl
-from db.store import Store, crash_records
-from db.errors import StoreError
+from migfuzz.corpus import input as inputs
+from migfuzz.corpus import jsonl
+from migfuzz.db.store import Store, crash_records
+from migfuzz.db.errors import StoreError
 
 
 def test_campaign_lifecycle(store):
@@ -137,9 +137,9 @@ def test_campaign_state_for_resume(store):
 
 def test_real_results(store):
     """Records built from real executions (the way the fuzz loop will call it)."""
-    from corpus.builtin import get_scenario
-    from fuzzer.execute import execute
-    from fuzzer.strategies import make_strategy
+    from migfuzz.corpus.builtin import get_scenario
+    from migfuzz.fuzzer.execute import execute
+    from migfuzz.fuzzer.strategies import make_strategy
     store.create_campaign("real", "v5.16")
     sc = get_scenario("migrate-release")
     crashes = []
@@ -202,7 +202,7 @@ def test_crash_rows_per_bug_are_capped(db_url):
     nothing), but it moves the bug's last seen and may give it a smaller reproducer."""
     from sqlalchemy import func, select
 
-    from db.models import Crash
+    from migfuzz.db.models import Crash
     st = Store.open(db_url, max_crashes_per_bug=5)
     try:
         sig = D.signature(1)

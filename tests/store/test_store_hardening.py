@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from db.errors import StoreError
-from db.store import Store
+from migfuzz.db.errors import StoreError
+from migfuzz.db.store import Store
 from migfuzz.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,7 +148,7 @@ def test_damaged_file_one_line_every_command(db, made, tmp_path, capsys, how):
 
 
 def test_damaged_file_api(db, how="page-3"):
-    from dashboards.readonly import open_readonly       # the dashboard's opener
+    from migfuzz.dashboards.readonly import open_readonly       # the dashboard's opener
     _damage(db, how)
     for opener in (Store.open, Store.open_readonly, open_readonly):
         with pytest.raises(StoreError, match="damaged"):
@@ -290,9 +290,9 @@ def test_postgres_empty_or_missing_database_refused_by_reading_commands(pg_url, 
 def test_default_names_do_not_collide(tmp_path, monkeypatch):
     """Two campaigns started in the same second, each not seeing the other's row yet
     (the race two processes have): different names, both stored."""
-    from fuzzer.search.loop import FuzzConfig
+    from migfuzz.fuzzer.search.loop import FuzzConfig
     from migfuzz import session as S
-    from corpus.builtin import get_scenario
+    from migfuzz.corpus.builtin import get_scenario
     url = f"sqlite:///{tmp_path / 'n.db'}"
     frozen = time.gmtime(1_800_000_000)
     monkeypatch.setattr(S.time, "gmtime", lambda *a: frozen)
@@ -331,7 +331,7 @@ def test_claim_is_atomic(db_url):
         setup.create_campaign("c", "v5.16")
         setup.set_campaign_status("c", "running")
         from sqlalchemy import update
-        from db.models import Campaign as Row
+        from migfuzz.db.models import Campaign as Row
         with setup.engine.begin() as conn:      # a dead owner on another host
             conn.execute(update(Row).values(owner="elsewhere:1:dead", heartbeat_at=1.0))
     a, b = Store.open(db_url), Store.open(db_url)
@@ -359,7 +359,7 @@ def test_taken_over_writer_stops(db_url):
     with Store.open(db_url) as a, Store.open(db_url) as b:
         a.create_campaign("c", "v5.16", own=True)
         from sqlalchemy import update
-        from db.models import Campaign as Row
+        from migfuzz.db.models import Campaign as Row
         with a.engine.begin() as conn:          # as if a's owner had gone silent elsewhere
             conn.execute(update(Row).values(owner="elsewhere:1:old", heartbeat_at=1.0))
         a._owned["c"] = "elsewhere:1:old"
@@ -371,7 +371,7 @@ def test_taken_over_writer_stops(db_url):
 
 
 def test_heartbeat_on_writes_and_between_them(db_url, monkeypatch):
-    from db import liveness
+    from migfuzz.db import liveness
     monkeypatch.setattr(liveness, "HEARTBEAT_EVERY", 0.05)
     with Store.open(db_url) as st:
         st.create_campaign("c", "v5.16", own=True)

@@ -8,10 +8,10 @@ import pytest
 import storedata as D
 from sqlalchemy import create_engine, inspect, text
 
-from corpus import input as inputs
-from corpus import jsonl
-from db.errors import StoreError
-from db.store import Store
+from migfuzz.corpus import input as inputs
+from migfuzz.corpus import jsonl
+from migfuzz.db.errors import StoreError
+from migfuzz.db.store import Store
 from migfuzz.cli import main
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import store_writer as W
 
-from corpus import input as inputs
-from db.store import Store
+from migfuzz.corpus import input as inputs
+from migfuzz.db.store import Store
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent

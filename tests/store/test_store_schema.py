@@ -9,11 +9,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from db import migrate
-from db.engine import DEFAULT_URL, make_engine, resolve_url
-from db.errors import StoreError
-from db.models import Base
-from db.store import Store
+from migfuzz.db import migrate
+from migfuzz.db.engine import DEFAULT_URL, make_engine, resolve_url
+from migfuzz.db.errors import StoreError
+from migfuzz.db.models import Base
+from migfuzz.db.store import Store
 
 
 def test_migrations_match_models(store):

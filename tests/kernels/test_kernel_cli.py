@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from kernels import console, kselftest, lane
-from kernels.build import BuiltKernel
-from kernels.env import LaneError
-from kernels.qemu import GuestRun
+from migfuzz.kernels import console, kselftest, lane
+from migfuzz.kernels.build import BuiltKernel
+from migfuzz.kernels.env import LaneError
+from migfuzz.kernels.qemu import GuestRun
 from migfuzz.cli import main
 
 HMM_OK = "\n".join(["1..1", "#  RUN           hmm.hmm_device_private.migrate ...",
