@@ -20,6 +20,12 @@ CONFIGS: dict[str, tuple[str, ...]] = {
     "base": ("base",),
     "kasan": ("base", "kasan"),
 }
+# Kernel command line a config needs at boot (page_owner and debug_pagealloc are built in but
+# off until asked for); kernels.lane adds it, guest programs should too (boot_append()).
+BOOT_APPEND: dict[str, str] = {
+    "base": "",
+    "kasan": "page_owner=on debug_pagealloc=on",
+}
 # The recipe the fragments are applied on; part of the cache key.
 STARTING_POINT = "tinyconfig"
 
@@ -57,6 +63,10 @@ def parse_fragment(text: str, source: str = "<fragment>") -> dict[str, Option]:
         comment = (m.group(3) or "").lstrip("#").strip()
         out[m.group(1)] = Option(m.group(1), m.group(2), optional=comment.startswith("optional"))
     return out
+
+
+def boot_append(config: str) -> str:
+    return BOOT_APPEND.get(config, "")
 
 
 def fragment_names() -> list[str]:

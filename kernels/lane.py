@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from migfuzz.kernels import kselftest
+from migfuzz.kernels.config import boot_append
 from migfuzz.kernels.build import BuiltKernel, build
 from migfuzz.kernels.env import say
 from migfuzz.kernels.initramfs import build_initramfs
@@ -43,6 +44,8 @@ def run_hmm_tests(release: str, config: str = "base", timeout_s: float = 900.0,
     initrd = build_initramfs(release, log=log)
     log(f"booting {kernel.kernel_version} ({config}) with hmm-tests; timeout {timeout_s:.0f}s")
     guest = run_guest(kernel.bzimage, initrd, timeout_s=timeout_s, accel=accel, echo=echo,
-                      append=DEVICE_COHERENT_APPEND if coherent else "", log=log)
+                      append=" ".join(filter(None, [boot_append(config),
+                                                    DEVICE_COHERENT_APPEND if coherent else ""])),
+                      log=log)
     suite = kselftest.parse(guest.console)
     return HmmTestsRun(kernel=kernel, initrd=str(initrd), guest=guest, suite=suite)
