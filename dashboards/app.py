@@ -175,8 +175,10 @@ def create_app(url: str | None = None, store: Store | None = None) -> FastAPI:
         offline = (f"curl -fsS -o {shlex.quote(fname)} {shlex.quote(dl)}\n"
                    f"migfuzz replay {shlex.quote(fname)} --trace")
         lanes = ex.get("lanes")
+        from migfuzz.db.verdicts import verdicts
         return page(request, "bug.html", "bugs", b=b, ex=ex, hits=hits, cmd=cmd,
-                    offline=offline, download=dl, fname=fname, lanes=lanes)
+                    offline=offline, download=dl, fname=fname, lanes=lanes,
+                    kernel=verdicts(store, signature))
 
     @app.get("/corpus", response_class=HTMLResponse)
     def corpus(request: Request, campaign: str = ""):

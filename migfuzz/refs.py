@@ -19,6 +19,7 @@ class Ref:
     signature: str | None = None           # the bug's signature, when known
     alt_titles: list[str] = field(default_factory=list)
     bug: object = None                     # db.store.Bug when the ref is a bug
+    verdicts: list = field(default_factory=list)   # its real-kernel verdicts (kernel repro)
 
 
 def add_ref_arguments(p) -> None:
@@ -81,5 +82,7 @@ def resolve(args) -> Ref:
         bug = find_bug(st, ref)
         if bug.reproducer is None:
             raise UsageError(f"{bug.signature}: this bug has no reproducer stored")
+        from migfuzz.db.verdicts import verdicts
         return Ref(bug.signature, inputs.check(bug.reproducer, bug.signature),
-                   bug.signature, [bug.title] + bug.alt_titles, bug)
+                   bug.signature, [bug.title] + bug.alt_titles, bug,
+                   verdicts(st, bug.signature))

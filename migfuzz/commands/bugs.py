@@ -136,24 +136,36 @@ def cmd_minimize(args) -> int:
 def cmd_bugs(args) -> int:
     if args.variant:
         args.variant = resolve_variant(args.variant)[0]
+    from migfuzz.db.verdicts import verdicts
     with open_store(args.db, readonly=True) as st:
         bugs = st.list_bugs(campaign=args.campaign, status=args.status, kind=args.kind)
-    if args.variant:
-        bugs = [b for b in bugs if args.variant in b.variants]
-    if not args.all and args.status is None:
-        bugs = [b for b in bugs if b.status != "duplicate"]
+        if args.variant:
+            bugs = [b for b in bugs if args.variant in b.variants]
+        if not args.all and args.status is None:
+            bugs = [b for b in bugs if b.status != "duplicate"]
+        kernel = {b.signature: verdicts(st, b.signature) for b in bugs}
     if args.json:
-        json.dump([{k: v for k, v in b.to_json().items() if k != "reproducer"} for b in bugs],
-                  sys.stdout, indent=1)
+        json.dump([{**{k: v for k, v in b.to_json().items() if k != "reproducer"},
+                    "kernel_verdicts": kernel[b.signature]} for b in bugs],
+                  sys.stdout, indent=1, default=str)
         print()
         return EXIT_OK
     if not bugs:
         print("no bugs")
         return EXIT_OK
     table([(b.signature, b.title[:70], b.count, _when(b.first_seen), _when(b.last_seen),
-            b.status, ",".join(b.variants)) for b in bugs],
-          ["bug", "title", "hits", "first seen", "last seen", "status", "variants"])
+            b.status, ",".join(b.variants), _kernel(kernel[b.signature])) for b in bugs],
+          ["bug", "title", "hits", "first seen", "last seen", "status", "variants",
+           "real kernel"])
     return EXIT_OK
+
+
+def _kernel(rows: list[dict]) -> str:
+    """The newest verdict per release, e.g. '6.1.192 19/20, 6.12.117 0/12' ('-': none)."""
+    seen: dict[str, str] = {}
+    for v in rows:                        # newest first
+        seen.setdefault(v["release"], f"{v['release']} {v['hits']}/{v['iterations']}")
+    return ", ".join(seen.values()) or "-"
 
 
 def cmd_triage(args) -> int:

@@ -81,7 +81,8 @@ def cmd_show(args) -> int:
                    "trace_hash": r.trace_hash,
                    "trace": [[r.actors[i], s] for i, s, _ in r.trace],
                    "marks": ex["marks"], "pages": ex["pages"], "audit": ex["audit"],
-                   "detail": {k: v for k, v in f.detail.items() if k != "audit"}},
+                   "detail": {k: v for k, v in f.detail.items() if k != "audit"},
+                   "kernel_verdicts": ref.verdicts},
                   sys.stdout, indent=1, default=str)
         print()
         return EXIT_OK
@@ -108,6 +109,9 @@ def cmd_show(args) -> int:
                 a["mapcount"]) for a in ex["audit"]],
               ["step", "actor", "site", "pfn", "op", "ref", "map"])
     print(f"\noracle, at step {f.step}: {f.title}")
+    if ref.verdicts:
+        from migfuzz.db.verdicts import render_verdicts
+        print("\n" + render_verdicts(ref.verdicts))
     return EXIT_OK
 
 
