@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from migfuzz.db import migrate
-from migfuzz.db.engine import parse_url, redact, resolve_url, sqlite_readonly_engine
+from migfuzz.db.engine import (_pg_read_only, parse_url, redact, resolve_url,
+                               sqlite_readonly_engine)
 from migfuzz.db.errors import StoreError
 from migfuzz.db.store import Store
 
@@ -28,21 +29,6 @@ def _sqlite_ro_engine(path: str) -> Engine:
         raise StoreError(f"no database at {os.path.abspath(path)} (the dashboard never "
                          f"creates one)")
     return sqlite_readonly_engine(path)
-
-
-def _pg_read_only(engine: Engine) -> None:
-    """Every transaction read-only, whatever the pool did to the connection before.
-
-    The session default alone is not enough: after a transaction with the
-    ``postgresql_readonly`` option (the Store's reader), SQLAlchemy resets psycopg's
-    ``read_only`` attribute, and psycopg then begins with an explicit READ WRITE."""
-    @event.listens_for(engine, "checkout")
-    def _checkout(dbapi_conn, _record, _proxy):
-        dbapi_conn.read_only = True
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn):
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
 def readonly_engine(url: str | None) -> Engine:
