@@ -84,3 +84,25 @@ def test_successful_build_is_cached(monkeypatch, tmp_path):
     again = kbuild.build("6.1", "base", log=lambda m: None)
     assert again.cached and again.key == bk.key
     assert kbuild.cached_kernel("6.1", "kasan") is None
+
+
+def test_build_lock_serializes_the_same_key(tmp_path, capsys):
+    import threading
+    import time
+    lock = tmp_path / "build" / "k.lock"
+    held = threading.Event()
+
+    def holder():
+        with kbuild.file_lock(lock, "the build of k"):
+            held.set()
+            time.sleep(1.0)
+
+    th = threading.Thread(target=holder)
+    th.start()
+    held.wait(5)
+    t0 = time.monotonic()
+    with kbuild.file_lock(lock, "the build of k"):
+        waited = time.monotonic() - t0
+    th.join()
+    assert waited >= 0.5
+    assert "waiting for the build of k" in capsys.readouterr().err
