@@ -69,13 +69,17 @@ def store(tmp_path_factory):
 
 # -- item 2: schedules are bounded on input, before anything expands them -----------------
 
+# The peak RSS of this process's own address space (VmHWM). Not getrusage's ru_maxrss:
+# Linux carries the pre-exec high-water mark over exec, so a child forked from a pytest
+# process that had grown to ~150 MB reported ~155 MB before it did anything.
 MEMORY_PROBE = """
-import resource, sys
+import sys
 from migfuzz.cli import main
 try:
     rc = main(sys.argv[1:])
 finally:
-    print("maxrss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+    hwm = next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    print("maxrss_kb", hwm, file=sys.stderr)
 sys.exit(rc)
 """
 
