@@ -289,7 +289,7 @@ def run_campaign(ray, campaign, opts: FarmOptions, *, recorder=None, hub: dict |
         farm.run(execs=execs, duration=duration, stop=stop, progress=progress)
         if not farm.stopped and opts.minimize and len(coord.buckets):
             if log:
-                log(f"minimizing {len(coord.buckets)} bucket(s)...")
+                log(f"minimizing {len(coord.buckets)} bug(s)...")
             farm.finish_minimizing()
     finally:
         farm.shutdown()

@@ -33,7 +33,7 @@ USER_ERRORS = (FarmError,)
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "fuzz", help="fuzz schedules and scenarios; bucket and minimize what is found",
+        "fuzz", help="fuzz schedules and scenarios; group and minimize the bugs found",
         description="Run a fuzzing campaign: pick a scenario and a scheduling strategy per "
         "execution, keep inputs that add interleaving coverage, group findings into "
         "buckets by signature, and write a minimized reproducer per bucket (replay one "
@@ -83,7 +83,7 @@ def register(sub) -> None:
                         "overwritten (the new one gets a -2, -3... suffix)")
     p.add_argument("--no-minimize", action="store_true", help="skip minimization")
     p.add_argument("--fail-on-finding", action="store_true",
-                   help="exit 1 if any bucket was found (for CI)")
+                   help="exit 1 if any bug was found (for CI)")
     p.add_argument("--db", metavar="URL", help=DB_HELP)
     p.add_argument("--name", help="campaign name in the store (default: fuzz-<variant>-"
                                   "<UTC time>-<6 random hex digits>)")
