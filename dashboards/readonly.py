@@ -1,7 +1,8 @@
 """Open the store for reading only.
 
-``Store.open`` migrates the schema (a write), so the dashboard builds its own engine and
-hands it to ``Store``: SQLite through ``db.engine.sqlite_readonly_engine`` (``PRAGMA
+``Store.open`` migrates the schema (a write), so the dashboard takes the reading commands'
+engine (``db.engine.readonly_engine``) and hands it to ``Store``: SQLite through
+``db.engine.sqlite_readonly_engine`` (``PRAGMA
 query_only``; ``mode=ro`` or ``immutable`` where the file or its directory is read-only,
 so an archived database opens too), PostgreSQL with every session and every
 transaction read-only.
@@ -9,36 +10,12 @@ A database whose schema is not at this migfuzz's head is refused with a hint, no
 """
 from __future__ import annotations
 
-import os
-
-from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from migfuzz.db import migrate
-from migfuzz.db.engine import (_pg_read_only, parse_url, redact, resolve_url,
-                               sqlite_readonly_engine)
+from migfuzz.db.engine import readonly_engine, redact, resolve_url
 from migfuzz.db.errors import StoreError
 from migfuzz.db.store import Store
-
-
-def _sqlite_ro_engine(path: str) -> Engine:
-    # the reading commands' engine: query_only, and mode=ro / immutable where the file or
-    # its directory is not writable (an archived database opens where it lies)
-    if not os.path.isfile(path):
-        raise StoreError(f"no database at {os.path.abspath(path)} (the dashboard never "
-                         f"creates one)")
-    return sqlite_readonly_engine(path)
-
-
-def readonly_engine(url: str | None) -> Engine:
-    u, backend = parse_url(url, "has nothing to show")
-    if backend == "sqlite":
-        return _sqlite_ro_engine(u.database)
-    engine = create_engine(u, pool_pre_ping=True,
-                           connect_args={"options": "-c default_transaction_read_only=on"})
-    _pg_read_only(engine)
-    return engine
 
 
 def open_readonly(url: str | None = None) -> Store:
