@@ -11,6 +11,14 @@ Cache layout under ``$MIGFUZZ_CACHE`` (default ``~/.cache/migfuzz``)::
 the same source version and config give the same key, any change gives another one. An entry
 without ``done.json`` is not a built kernel (a failed or interrupted build; the next build
 resumes it with make's own incremental rebuild).
+
+Source patches (``patches=("mf_sched",)``, ``--patch mf_sched``): the build runs on a patched
+copy of the source, ``src/<release>_<package version>+<patch>-<hash>/linux-source-<release>/``
+(a hard-link copy of the unpacked tree, ``cp -al``, with each changed file replaced by a new
+file, so the shared tree is never written), and its key is
+``<release>-<package version>-<config>+<patch>-<hash>`` where the hash also covers the patch's
+name and the content of its files (editing the patch gives another key). Without patches the
+key is exactly the unpatched one.
 """
 from __future__ import annotations
 
@@ -20,9 +28,11 @@ import json
 import os
 import re
 import subprocess
+import shutil
+import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from migfuzz.kernels import config as kconfig
@@ -54,16 +64,55 @@ class BuiltKernel:
     jobs: int
     built_at: str
     cached: bool = False
+    patches: list = field(default_factory=list)   # source patches applied (PATCHES names)
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
+PATCH_DIR = Path(__file__).resolve().parent / "patches"
+# Source patches: name -> (files whose content is the patch, the source files it replaces).
+# A patch is applied by ``_apply_<name>(src_root, changed_file, out_file)``.
+PATCHES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "mf_sched": (("apply_mf_sched.py", "mf_sched.c"), ("mm/migrate_device.c",)),
+}
+
+
+def check_patches(patches) -> tuple[str, ...]:
+    """Validated, deduplicated, sorted patch names; raises LaneError on an unknown one."""
+    out = []
+    for p in patches or ():
+        if p not in PATCHES:
+            raise LaneError(f"unknown patch {p!r} (known: {', '.join(sorted(PATCHES))})")
+        if p not in out:
+            out.append(p)
+    return tuple(sorted(out))
+
+
+def patch_hash(name: str, patch_dir: Path | None = None) -> str:
+    """sha256 over the patch's name and its files' names and content."""
+    d = patch_dir or PATCH_DIR
+    h = hashlib.sha256(f"patch {name}\n".encode())
+    for fname in PATCHES[name][0]:
+        data = (d / fname).read_bytes()
+        h.update(f"{fname} {len(data)}\n".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
 def cache_key(release_name: str, source_version: str, config_name: str,
-              fragments: list[tuple[str, str]]) -> str:
-    h = hashlib.sha256(f"recipe{RECIPE_VERSION}\n{release_name}\n{source_version}\n"
-                       f"{kconfig.config_hash(fragments)}".encode()).hexdigest()[:12]
-    return f"{release_name}-{source_version}-{config_name}-{h}"
+              fragments: list[tuple[str, str]], patches=(),
+              patch_dir: Path | None = None) -> str:
+    text = (f"recipe{RECIPE_VERSION}\n{release_name}\n{source_version}\n"
+            f"{kconfig.config_hash(fragments)}")
+    patches = check_patches(patches)
+    if not patches:             # exactly the unpatched key (existing cache entries stay hits)
+        h = hashlib.sha256(text.encode()).hexdigest()[:12]
+        return f"{release_name}-{source_version}-{config_name}-{h}"
+    for p in patches:
+        text += f"\npatch {p} {patch_hash(p, patch_dir)}"
+    h = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return f"{release_name}-{source_version}-{config_name}+{'+'.join(patches)}-{h}"
 
 
 @contextmanager
@@ -124,12 +173,57 @@ def source_dir(release_name: str, log=say) -> tuple[Path, str]:
     return src, sid
 
 
-def cached_kernel(release_name: str, config_name: str = "base") -> BuiltKernel | None:
-    """The cached build for this release/config, or None (never builds)."""
+def _apply_mf_sched(src: Path, changed: str, out: Path) -> None:
+    script = PATCH_DIR / "apply_mf_sched.py"
+    r = subprocess.run([sys.executable, str(script), str(src / changed), str(out)],
+                       capture_output=True, text=True)
+    if r.returncode != 0 or not out.is_file():
+        msg = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
+        raise LaneError(f"patch mf_sched does not apply to {src / changed}: {msg[:200]}")
+
+
+def patched_source_dir(release_name: str, patches, log=say) -> tuple[Path, str]:
+    """A patched copy of the unpacked source (made once); (source root, source id).
+
+    The copy is ``cp -al`` (hard links, cheap); each file a patch changes is written to a new
+    file and renamed over its link, so the shared unpacked tree is never modified."""
+    patches = check_patches(patches)
+    src, sid = source_dir(release_name, log=log)
+    if not patches:
+        return src, sid
+    tag = "+".join(f"{p}-{patch_hash(p)[:12]}" for p in patches)
+    top = src.parent.parent / f"{src.parent.name}+{tag}"
+    dst = top / src.name
+    if (top / ".patched").exists() and dst.is_dir():
+        return dst, sid
+    with file_lock(top.parent / f"{top.name}.lock", f"patching {src.parent.name} ({tag})"):
+        if (top / ".patched").exists() and dst.is_dir():
+            return dst, sid
+        if top.exists():
+            shutil.rmtree(top)
+        top.mkdir(parents=True)
+        log(f"copying {src} (hard links) into {top} and applying {', '.join(patches)}")
+        r = subprocess.run(["cp", "-al", str(src), str(dst)], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise LaneError(f"could not copy {src} to {dst}: {r.stderr.strip()[:200]}")
+        for p in patches:
+            for changed in PATCHES[p][1]:
+                target = dst / changed
+                tmp = target.with_name(target.name + ".mf-new")
+                globals()[f"_apply_{p}"](dst, changed, tmp)
+                os.replace(tmp, target)     # replaces the link, not the shared file
+        (top / ".patched").write_text(f"{time.time()}\n")
+    return dst, sid
+
+
+def cached_kernel(release_name: str, config_name: str = "base",
+                  patches=()) -> BuiltKernel | None:
+    """The cached build for this release/config (and patches), or None (never builds)."""
     rel = release(release_name)
     if not rel.tarball.is_file():
         return None
-    key = cache_key(rel.name, source_id(rel), config_name, kconfig.fragment_texts(config_name))
+    key = cache_key(rel.name, source_id(rel), config_name, kconfig.fragment_texts(config_name),
+                    patches)
     done = cache_dir() / "build" / key / "done.json"
     if not done.is_file():
         return None
@@ -165,29 +259,31 @@ def _run_make(args: list[str], src: Path, logf, label: str, expected: int,
 
 
 def build(release_name: str, config_name: str = "base", jobs: int | None = None,
-          log=say) -> BuiltKernel:
-    """Build (or reuse) the release's bzImage with the named config; raises LaneError."""
+          log=say, patches=()) -> BuiltKernel:
+    """Build (or reuse) the release's bzImage with the named config and source patches
+    (PATCHES names; applied to a copy of the source); raises LaneError."""
     rel = release(release_name)
+    patches = check_patches(patches)
     fragments = kconfig.fragment_texts(config_name)
     ensure_tarball(rel)
-    key = cache_key(rel.name, source_id(rel), config_name, fragments)
+    key = cache_key(rel.name, source_id(rel), config_name, fragments, patches)
     bdir = cache_dir() / "build" / key
     done = bdir / "done.json"
     if done.is_file():
-        bk = cached_kernel(release_name, config_name)
+        bk = cached_kernel(release_name, config_name, patches)
         if bk:
             return bk
     require(BUILD_TOOLS, log=log)
-    src, sid = source_dir(release_name, log=log)
+    src, sid = patched_source_dir(release_name, patches, log=log)
     jobs = jobs or os.cpu_count() or 1
     with file_lock(cache_dir() / "build" / f"{key}.lock", f"the build of {key}"):
         if done.is_file():          # another process built it while we waited
-            bk = cached_kernel(release_name, config_name)
+            bk = cached_kernel(release_name, config_name, patches)
             if bk:
                 return bk
         bdir.mkdir(parents=True, exist_ok=True)
         logpath = bdir / "migfuzz-build.log"
-        label = f"build {rel.name} {config_name}"
+        label = f"build {rel.name} {config_name}" + "".join(f"+{p}" for p in patches)
         t0 = time.monotonic()
         cpu = 0.0
         with open(logpath, "a", buffering=1) as logf:
@@ -220,12 +316,13 @@ def build(release_name: str, config_name: str = "base", jobs: int | None = None,
         wall = time.monotonic() - t0
         bz = bdir / "arch" / "x86" / "boot" / "bzImage"
         if rc != 0 or not bz.is_file():
-            raise LaneError(f"kernel build failed ({rel.name} {config_name}); log: {logpath}")
+            raise LaneError(f"kernel build failed ({label[6:]}); log: {logpath}")
         bk = BuiltKernel(release=rel.name, config=config_name, key=key, source_version=sid,
                          kernel_version=kernel_version(src), bzimage=str(bz),
                          build_dir=str(bdir), log=str(logpath), wall_s=round(wall, 1),
                          cpu_s=round(cpu, 1), steps=steps, jobs=jobs,
-                         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         patches=list(patches))
         tmp = done.with_suffix(".tmp")
         tmp.write_text(json.dumps(bk.to_json(), indent=1) + "\n")
         os.replace(tmp, done)

@@ -309,6 +309,10 @@ def run_guest_text(kernel, initrd: Path, timeout: float, log=None) -> str:
     return res.console
 
 
+# the source patch whose schedule points --enforce arms (kernels/patches/apply_mf_sched.py)
+ENFORCE_PATCHES = ("mf_sched",)
+
+
 def run(ref_label: str, inp: dict, signature: str | None, *, release: str = "6.1",
         config: str = "base", iterations: int = DEFAULTS["iterations"],
         control: int = DEFAULTS["control"], repeats: int = DEFAULTS["repeats"],
@@ -324,7 +328,17 @@ def run(ref_label: str, inp: dict, signature: str | None, *, release: str = "6.1
         prog = translate(inp["scenario"], kind)
     except Untranslatable as e:
         raise ReproError(f"cannot run on a real kernel: {e}") from None
-    kern = cached_kernel(release, config)
+    if enforce and not bzimage:
+        # the schedule points live in the mf_sched build of the release (built once, cached)
+        from migfuzz.kernels.build import build
+        from migfuzz.kernels.env import LaneError, say
+        try:
+            kern = build(release, config, patches=ENFORCE_PATCHES, log=log or say)
+        except LaneError as e:
+            raise ReproError(str(e)) from None
+        config = f"{config}+{'+'.join(ENFORCE_PATCHES)}"
+    else:
+        kern = cached_kernel(release, config)
     if kern is None:
         raise ReproError(f"no {release} kernel with the {config} config is built here: run "
                          f"`migfuzz kernel build --release {release}` first")
@@ -520,8 +534,9 @@ def register(ksub) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--enforce", metavar="'HOLD UNTIL MS'",
                    help="enforced mode: hold the first task reaching schedule point HOLD "
-                        "until another passes UNTIL (at most MS ms), every repetition; needs "
-                        "a kernel built with kernels/patches/apply_mf_sched.py (--bzimage)")
+                        "until another passes UNTIL (at most MS ms), every repetition; boots "
+                        "the release's `kernel build --patch mf_sched` kernel (built and "
+                        "cached if missing) unless --bzimage is given")
     p.add_argument("--bzimage", metavar="PATH",
                    help="boot this image of the release instead of the cached build (an "
                         "instrumented or patched build of the same source)")

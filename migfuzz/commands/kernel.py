@@ -58,6 +58,10 @@ def register(sub) -> argparse._SubParsersAction:
         epilog="Exit status: 0 built or cached, 2 could not build (the log path is printed).")
     _common(b)
     b.add_argument("--jobs", "-j", type=int, help="make -j (default: number of CPUs)")
+    b.add_argument("--patch", action="append", default=[], metavar="NAME",
+                   help="apply a source patch from kernels/patches before building (repeatable; "
+                        "known: mf_sched, the schedule points `kernel repro --enforce` needs); "
+                        "built from a patched copy of the source, in its own cache entry")
     b.set_defaults(func=cmd_build)
 
     t = ksub.add_parser(
@@ -82,14 +86,16 @@ def register(sub) -> argparse._SubParsersAction:
 
 
 def cmd_build(args) -> int:
-    from migfuzz.kernels.build import build
-    bk = build(args.release, args.config, jobs=args.jobs)
+    from migfuzz.kernels.build import build, check_patches
+    patches = check_patches(args.patch)      # an unknown name: LaneError, one line, exit 2
+    bk = build(args.release, args.config, jobs=args.jobs, patches=patches)
     if args.json:
         json.dump(bk.to_json(), sys.stdout, indent=1)
         print()
     else:
         how = "cached" if bk.cached else "built"
-        print(f"{bk.kernel_version} ({bk.config}) {how}: {bk.bzimage}")
+        what = bk.config + "".join(f"+{p}" for p in bk.patches)
+        print(f"{bk.kernel_version} ({what}) {how}: {bk.bzimage}")
         print(f"  build: {bk.wall_s / 60:.1f} min wall, {bk.cpu_s / 60:.1f} CPU-min, "
               f"make -j{bk.jobs}, {bk.steps} steps, at {bk.built_at}; log {bk.log}")
     return EXIT_OK
