@@ -158,6 +158,16 @@ def validate(sc: dict) -> dict:
             if "value" in ent:
                 _int(ent, "value", w, 0, 1 << 30)
     thp = _check_thp_layout(sc, vmas)
+    # one pte per address: a second entry for an address overwrote its pte but kept the
+    # first page's mapcount (the end-state mapcount check found it in generated scenarios:
+    # a page mapped by 3 ptes with mapcount 4)
+    laid: dict[tuple, int] = {}          # (mm, vpn) -> the layout entry that maps it
+    for j, ent in enumerate(sc.get("layout", [])):
+        for vpn in range(ent["start"], ent["start"] + ent["npages"]):
+            first = laid.setdefault((ent["mm"], vpn), j)
+            if first != j:
+                raise ScenarioError(f"layout[{j}]: address {ent['mm']}:{vpn} is already "
+                                    f"laid out by layout[{first}]")
     if not isinstance(sc["actors"], list) or not 1 <= len(sc["actors"]) <= MAX_ACTORS:
         raise ScenarioError(f"scenario: 'actors' must be a list of 1 to {MAX_ACTORS} actors")
     names = set()

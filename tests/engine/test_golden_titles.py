@@ -69,6 +69,8 @@ CASES = {
                                            "v6.1"),
     "potential_deadlock": lambda mp: potential_deadlock(),
     "model_error": lambda mp: (negative_mapcount(mp), engine("migrate", "v5.16"))[1],
+    "bad_mapcount": lambda mp: (break_method(mp, "map_inc", "finalize:remove_migration_ptes"),
+                                engine(one_mm([MIGRATE2]), "v6.1"))[1],
 }
 
 
