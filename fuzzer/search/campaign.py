@@ -72,6 +72,7 @@ class Campaign:
         self.seed = seed
         self.corpus: list = []
         self.first_found: dict[str, int] = {}    # kind -> execution number
+        self._start = 0            # executions the loop had when run() began (--resume)
 
     def absorb(self, rep: BatchReport) -> list:
         """Bucket a batch's findings; returns the buckets that are new."""
@@ -113,7 +114,7 @@ class Campaign:
         ``session_executions`` and ``rate`` this run only (after ``--resume`` the two
         differ)."""
         s = self.loop.stats()
-        done = s["executions"] - getattr(self, "_start", 0)
+        done = s["executions"] - self._start
         return {"executions": s["executions"], "session_executions": done,
                 "rate": done / max(elapsed, 1e-9), "workers": [],
                 "coverage": s["coverage"], "corpus": s["corpus"],

@@ -29,18 +29,15 @@ BEFORE = [(r"^(\s*)ret = (split_huge_page\(page\)|split_folio\(folio\));\n",
 
 
 def instrument(text: str) -> str:
-    for pat, ins in SITES:
-        ms = list(re.finditer(pat, text, re.M))
-        if len(ms) != 1:
-            raise SystemExit(f"anchor {pat!r}: found {len(ms)} times, expected once")
-        m = ms[0]
-        text = text[:m.end()] + ins.format(indent=m.group(1)) + text[m.end():]
-    for pat, ins in BEFORE:
-        ms = list(re.finditer(pat, text, re.M))
-        if len(ms) != 1:
-            raise SystemExit(f"anchor {pat!r}: found {len(ms)} times, expected once")
-        m = ms[0]
-        text = text[:m.start()] + ins.format(indent=m.group(1)) + text[m.start():]
+    # SITES insert after their anchor, BEFORE in front of it
+    for anchors, after in ((SITES, True), (BEFORE, False)):
+        for pat, ins in anchors:
+            ms = list(re.finditer(pat, text, re.M))
+            if len(ms) != 1:
+                raise SystemExit(f"anchor {pat!r}: found {len(ms)} times, expected once")
+            m = ms[0]
+            at = m.end() if after else m.start()
+            text = text[:at] + ins.format(indent=m.group(1)) + text[at:]
     return text + "\n" + (HERE / "mf_sched.c").read_text()
 
 
