@@ -13,13 +13,15 @@ from migfuzz.workers.reaper import _stat, descendants
 
 
 def _alive(procs: dict[int, int]) -> dict[int, str]:
+    """Each live process's whole command line: never cut it, since the interpreter's
+    path alone can be 80 characters in a deep checkout (CI runs under /check/...)."""
     out = {}
     for pid, start in procs.items():
         st = _stat(pid)
         if st is not None and st[1] == start:
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    out[pid] = f.read().replace(b"\0", b" ").decode(errors="replace")[:80]
+                    out[pid] = f.read().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 pass
     return out
@@ -39,7 +41,7 @@ def test_sigkill_of_a_farm_campaign_leaves_no_ray_process(tmp_path):
         assert "execs" in line, "the campaign never reported progress"
         procs = descendants(p.pid)
         names = " ".join(_alive(procs).values())
-        assert "raylet" in names and "gcs_server" in names, names
+        assert "raylet" in names and "gcs_server" in names, names[:2000]
         os.kill(p.pid, signal.SIGKILL)
         p.wait(timeout=10)
         deadline = time.monotonic() + 30
