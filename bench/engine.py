@@ -4,9 +4,9 @@ update per step). Target: the engine reaches at least 1/5 of the bare loop's ste
 
 Between the two it measures a ladder of floors, so the gap can be charged to its causes:
 the bare loop with the pick made through the Strategy protocol (RandomWalk.next_actor),
-then the controlled scheduler itself (fuzzer.sched.run, which keeps the trace, the
-schedule, the preemption count and the interleaving pairs) over two actors that do no
-modelled work, then the engine's run alone (no scenario build, no end-state oracles).
+then the controlled scheduler itself (fuzzer.scheduler.controlled.run, which keeps the
+trace, the schedule, the preemption count and the interleaving pairs) over two actors that
+do no modelled work, then the engine's run alone (no scenario build, no end-state oracles).
 
 Writes bench/results/engine.json and engine.md (quoted by the README).
 """
@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 from migfuzz.corpus.builtin import get_scenario  # noqa: E402
 from migfuzz.fuzzer.execute import execute  # noqa: E402
 from migfuzz.fuzzer.scenario import build  # noqa: E402
-from migfuzz.fuzzer.sched import Actor, run  # noqa: E402
-from migfuzz.fuzzer.state import Kernel  # noqa: E402
-from migfuzz.fuzzer.strategies import RandomWalk  # noqa: E402
-from migfuzz.fuzzer.variants import resolve_variant  # noqa: E402
+from migfuzz.fuzzer.scheduler.controlled import Actor, run  # noqa: E402
+from migfuzz.fuzzer.kernel.state import Kernel  # noqa: E402
+from migfuzz.fuzzer.scheduler import RandomWalk  # noqa: E402
+from migfuzz.fuzzer.kernel.variants import resolve_variant  # noqa: E402
 
 
 def _two_counting_generators() -> list:
@@ -69,8 +69,9 @@ def protocol_loop(steps: int) -> float:
 
 
 def scheduler_floor(seconds: float, steps_per_exec: int = 108) -> float:
-    """migfuzz.fuzzer.sched.run over two actors that only yield a scheduling point per step (on
-    one shared object, so pair coverage is kept as in the engine): everything the
+    """migfuzz.fuzzer.scheduler.controlled.run over two actors that only yield a
+    scheduling point per step (on one shared object, so pair coverage is kept as in the
+    engine): everything the
     controlled scheduler costs, no modelled kernel work. 108 steps: overlap-2's mean."""
     _, sw = resolve_variant("v5.16")
 
@@ -94,7 +95,8 @@ def scheduler_floor(seconds: float, steps_per_exec: int = 108) -> float:
 
 
 def engine_run_only(scenario: str, variant: str, seconds: float) -> float:
-    """Steps/s of fuzzer.sched.run on the real scenario, the build and oracles not timed."""
+    """Steps/s of fuzzer.scheduler.controlled.run on the real scenario, the build and
+    oracles not timed."""
     sc = get_scenario(scenario)
     _, sw = resolve_variant(variant)
     steps = 0

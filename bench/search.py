@@ -34,8 +34,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from migfuzz.corpus.builtin import get_scenario  # noqa: E402
 from migfuzz.fuzzer.execute import execute  # noqa: E402
 from migfuzz.fuzzer.search.loop import BatchReport, FuzzConfig, FuzzLoop  # noqa: E402
-from migfuzz.fuzzer.strategies.pct import PCT  # noqa: E402
-from migfuzz.fuzzer.strategies.random_walk import RandomWalk  # noqa: E402
+from migfuzz.fuzzer.scheduler.pct import PCT  # noqa: E402
+from migfuzz.fuzzer.scheduler.random_walk import RandomWalk  # noqa: E402
 
 BUGS = [  # (scenario, variant, kind) from the engine's ground-truth table
     ("cross-mm-opposite", "blocking-lock", "DEADLOCK"),

@@ -28,7 +28,7 @@ from migfuzz.corpus import input as inputs  # noqa: E402
 from migfuzz.corpus.builtin import get_scenario, scenario_names  # noqa: E402
 from migfuzz.db.store import Store  # noqa: E402
 from migfuzz.fuzzer.execute import execute  # noqa: E402
-from migfuzz.fuzzer.strategies import make_strategy  # noqa: E402
+from migfuzz.fuzzer.scheduler import make_strategy  # noqa: E402
 
 # What one worker sends, by assumption (see the report): an engine worker runs about
 # 2,800 executions/s (bench/results/engine.md); it flushes one batch a second; a batch

@@ -22,7 +22,7 @@ from typing import Any
 
 from migfuzz.fuzzer import ENGINE_VERSION
 from migfuzz.fuzzer.scenario import DEFAULT_MAX_STEPS, MAX_NAME, ScenarioError, validate
-from migfuzz.fuzzer.variants import VariantError, resolve_variant
+from migfuzz.fuzzer.kernel.variants import VariantError, resolve_variant
 
 FORMAT = "migfuzz-input"
 VERSION = 1
@@ -30,12 +30,13 @@ MAX_BYTES = 4 << 20          # an input is a few KiB; 4 MiB leaves room and boun
 MAX_DEPTH = 32               # scenarios nest 6 levels deep; anything deeper is hostile
 MAX_SCHEDULE_RUNS = 1_000_000
 # A schedule holds one entry per decision point, and the scheduler takes decisions only at
-# steps below the scenario's 'max_steps' (fuzzer/sched.run stops the run there and the oracle
-# reports a HANG: 20000 steps unless the scenario sets max_steps, at most 10,000,000 by
-# fuzzer/scenario.validate). So no schedule the engine wrote, or can replay to its end, has
-# more decisions than that; every run length and the schedule's total are checked against it
-# here, on the run-length-encoded form, before anything expands them. The bound is the
-# scenario's own, so replay memory is at most what running the scenario takes anyway.
+# steps below the scenario's 'max_steps' (fuzzer/scheduler/controlled.run stops the run
+# there and the oracle reports a HANG: 20000 steps unless the scenario sets max_steps, at
+# most 10,000,000 by fuzzer/scenario.validate). So no schedule the engine wrote, or can
+# replay to its end, has more decisions than that; every run length and the schedule's
+# total are checked against it here, on the run-length-encoded form, before anything
+# expands them. The bound is the scenario's own, so replay memory is at most what running
+# the scenario takes anyway.
 def max_decisions(scenario: dict) -> int:
     """The most decisions a schedule for ``scenario`` can hold (its step limit)."""
     return scenario.get("max_steps", DEFAULT_MAX_STEPS)

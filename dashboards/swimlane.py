@@ -7,7 +7,7 @@ from typing import Any
 
 from migfuzz.fuzzer.execute import replay
 from migfuzz.fuzzer.explain import describe_scenario, explain
-from migfuzz.fuzzer.sched import Diverged
+from migfuzz.fuzzer.scheduler.controlled import Diverged
 
 MAX_STEPS_SHOWN = 5000
 

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 
 from migfuzz.corpus import input as inputs
 from migfuzz.fuzzer import ENGINE_VERSION
-from migfuzz.fuzzer.variants import VariantError, resolve_variant
+from migfuzz.fuzzer.kernel.variants import VariantError, resolve_variant
 
 from . import liveness, migrate
 from .engine import (READ_OPTION, check_intact, error_message, make_engine,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from dataclasses import replace
 
 from .execute import execute, replay
-from .strategies import RandomWalk
-from .variants import SWITCH_NAMES, VARIANTS, canonical_name, resolve_variant
+from .scheduler import RandomWalk
+from .kernel.variants import SWITCH_NAMES, VARIANTS, canonical_name, resolve_variant
 
 
 @dataclass

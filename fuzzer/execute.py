@@ -8,9 +8,9 @@ from functools import cached_property
 from . import oracles
 from .findings import Finding, model_error
 from .scenario import build, validate
-from .sched import Diverged, run, trace_hash
-from .strategies.replay import Replay, rle_decode, rle_encode
-from .variants import resolve_variant
+from .scheduler.controlled import Diverged, run, trace_hash
+from .scheduler.replay import Replay, rle_decode, rle_encode
+from .kernel.variants import resolve_variant
 
 
 @dataclass

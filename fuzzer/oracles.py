@@ -3,8 +3,8 @@ step bound, and the end-state checks once every actor has finished. (Oracles tha
 during the run, such as use-after-free and refcount underflow, live in the primitives.)"""
 from __future__ import annotations
 
-from .state import DEVICE, MIGRATION, NONE, PRESENT, SWAP, Kernel
-from .mm_ops import report_lost_write
+from .kernel.state import DEVICE, MIGRATION, NONE, PRESENT, SWAP, Kernel
+from .kernel.fault import report_lost_write
 
 # references that a page may legitimately still hold once every actor has finished
 _RESIDENT = ("map", "swapcache", "pagecache", "pgmap")

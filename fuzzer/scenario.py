@@ -6,11 +6,11 @@ A scenario is a JSON-able dict. ``validate`` checks it strictly (one clear line 
 """
 from __future__ import annotations
 
-from . import driver, mm_ops
+from .kernel import compaction, driver, fault, fork, gup, reclaim, zap
 from .findings import Finding
-from .sched import Actor
-from .state import DEVICE, HPAGE_NR, PRESENT, SWAP, ZERO, Kernel, MM, Vma
-from .variants import Switches
+from .scheduler.controlled import Actor
+from .kernel.state import DEVICE, HPAGE_NR, PRESENT, SWAP, ZERO, Kernel, MM, Vma
+from .kernel.variants import Switches
 
 MAX_PAGES = 256          # per vma: bounds the work of one execution
 MAX_ACTORS = 16
@@ -425,7 +425,7 @@ def _program(k: Kernel, actor: Actor, cmds: list[dict], built: Built, default_de
             for _ in range(cmd.get("repeat", 1)):
                 for vpn in range(start, end):
                     value = (cmd["value"] + vpn - start) if "value" in cmd else actor.next_value()
-                    ok = yield from mm_ops.cpu_access(k, actor, mm, vpn, op == "write", value)
+                    ok = yield from fault.cpu_access(k, actor, mm, vpn, op == "write", value)
                     if not ok:
                         break
         elif op == "migrate":
@@ -446,21 +446,21 @@ def _program(k: Kernel, actor: Actor, cmds: list[dict], built: Built, default_de
         elif op == "evict":
             yield from driver.evict_device(k, cmd.get("device", default_dev))
         elif op == "zap":
-            yield from mm_ops.zap(k, mm, start, end)
+            yield from zap.zap(k, mm, start, end)
         elif op == "fork":
-            yield from mm_ops.fork(k, mm, cmd["child"])
+            yield from fork.fork(k, mm, cmd["child"])
         elif op == "pin":
             for vpn in range(start, end):
-                yield from mm_ops.gup_pin(k, actor, mm, vpn, cmd.get("write", False))
+                yield from gup.gup_pin(k, actor, mm, vpn, cmd.get("write", False))
         elif op == "unpin":
-            yield from mm_ops.gup_unpin(k, actor)
+            yield from gup.gup_unpin(k, actor)
         elif op == "gup_fast":
             for vpn in range(start, end):
-                yield from mm_ops.gup_fast(k, mm, vpn)
+                yield from gup.gup_fast(k, mm, vpn)
         elif op == "compact":
-            yield from mm_ops.compact(k, mm, start, end)
+            yield from compaction.compact(k, mm, start, end)
         elif op == "reclaim":
-            yield from mm_ops.reclaim(k, mm, start, end)
+            yield from reclaim.reclaim(k, mm, start, end)
 
 
 def _count(n: int, noun: str) -> str:

@@ -402,7 +402,7 @@ def _tail(text: str) -> str:
 SELFTEST_SCENARIOS = ("migrate", "migrate-fault", "migrate-multiple", "migrate-shared",
                       "migrate-release", "migrate-mixed", "migrate-partial-unmap-fault",
                       "gup-pin", "cow-in-device", "anon-write-child", "migrate-thp")
-_WHERE = {0: "-", 1: "Z", 2: "R", 3: "M", 4: "D", 5: "S"}   # fuzzer.state pte kinds
+_WHERE = {0: "-", 1: "Z", 2: "R", 3: "M", 4: "D", 5: "S"}   # fuzzer.kernel.state pte kinds
 
 
 def model_end_state(scenario: dict, variant: str = "v6.1") -> dict:
@@ -410,7 +410,7 @@ def model_end_state(scenario: dict, variant: str = "v6.1") -> dict:
     its findings, pages migrated, and where each page of the first mm ends, in the guest's
     letters (R RAM, Z zero page, D device, S swap, - none), one per guest page."""
     from migfuzz.fuzzer.execute import execute
-    from migfuzz.fuzzer.strategies.round_robin import RoundRobin
+    from migfuzz.fuzzer.scheduler.round_robin import RoundRobin
     r = execute(scenario, variant, RoundRobin())
     mm = r.kernel.mms[scenario["mms"][0]["name"]]
     prog = translate(scenario)

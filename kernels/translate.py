@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from migfuzz.fuzzer.state import HPAGE_NR
+from migfuzz.fuzzer.kernel.state import HPAGE_NR
 
 GUEST_HPAGE = 512            # 4 KiB pages in a 2 MiB THP on x86-64
 MAX_DEVICES = 2              # /dev/hmm_dmirror0 and 1: the device-private ones

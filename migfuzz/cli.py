@@ -23,8 +23,8 @@ class UsageError(Exception):
 def _user_errors() -> tuple[type[BaseException], ...]:
     from migfuzz.corpus.input import InputError
     from migfuzz.fuzzer.scenario import ScenarioError
-    from migfuzz.fuzzer.sched import Diverged
-    from migfuzz.fuzzer.variants import VariantError
+    from migfuzz.fuzzer.scheduler.controlled import Diverged
+    from migfuzz.fuzzer.kernel.variants import VariantError
     errs: list[type[BaseException]] = [UsageError, InputError, ScenarioError, Diverged,
                                        VariantError]
     for mod in _command_modules():

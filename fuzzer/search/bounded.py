@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..execute import execute
-from ..strategies.exhaustive import Exhaustive
+from ..scheduler.exhaustive import Exhaustive
 
 
 @dataclass

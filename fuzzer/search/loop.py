@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 from ..execute import check_deterministic, execute
 from ..scenario import ScenarioError
-from ..strategies.deadlock_directed import DeadlockDirected
-from ..strategies.pct import FAIR_AFTER
-from ..strategies.replay import rle_decode
-from ..variants import resolve_variant
+from ..scheduler.deadlock_directed import DeadlockDirected
+from ..scheduler.pct import FAIR_AFTER
+from ..scheduler.replay import rle_decode
+from ..kernel.variants import resolve_variant
 from . import portfolio
 from .coverage import Coverage, features
 from .lockgraph import LockGraph

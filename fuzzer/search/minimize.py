@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 from ..execute import execute
 from ..scenario import ScenarioError, validate
-from ..strategies.coverage_guided import Guided
-from ..strategies.replay import rle_decode, rle_encode
+from ..scheduler.coverage_guided import Guided
+from ..scheduler.replay import rle_decode, rle_encode
 from .mutate import _clip
 
 

@@ -21,7 +21,7 @@ import json
 import random
 
 from ..scenario import ScenarioError, validate
-from ..state import HPAGE_NR
+from ..kernel.state import HPAGE_NR
 
 MAX_PAGES = 8            # per vma in a generated scenario
 MAX_ACTORS = 4

@@ -29,7 +29,7 @@ first lock before either takes its second); a rotation over the first third and 
 priorities give the long solo run the dp-fault use-after-free needs. madvise-race's stale
 TLB needs two preemptions in short windows, which no PCT setting reached more than ~1.1%
 of the time (PCT d=3 with k = 12 of its ~20 decisions; 0.30% at k = 21, random 0.49%,
-20,000 executions each). The conflict-delay arm (strategies/conflict_delay.py: hold an
+20,000 executions each). The conflict-delay arm (scheduler/conflict_delay.py: hold an
 actor back after it touched what another is about to touch) keeps that window open: 4.6%
 alone in the loop (p = 0.7; 3.8% at p = 0.5, 3000 seeds from 10000; random 0.5%), and it is
 a random walk elsewhere.
@@ -55,11 +55,11 @@ from __future__ import annotations
 
 import random
 
-from ..strategies.conflict_delay import ConflictDelay
-from ..strategies.coverage_guided import CoverageGuided
-from ..strategies.pct import PCT
-from ..strategies.pos import POS
-from ..strategies.random_walk import RandomWalk
+from ..scheduler.conflict_delay import ConflictDelay
+from ..scheduler.coverage_guided import CoverageGuided
+from ..scheduler.pct import PCT
+from ..scheduler.pos import POS
+from ..scheduler.random_walk import RandomWalk
 
 # arm -> weight in the default portfolio (guided only once the scenario has corpus entries)
 PORTFOLIO = {"pct": 55, "pos": 0, "conflict": 35, "random": 0, "guided": 10}

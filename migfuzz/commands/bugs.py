@@ -7,7 +7,7 @@ import time
 
 from migfuzz.fuzzer.bisect import probe
 from migfuzz.fuzzer.findings import KINDS
-from migfuzz.fuzzer.variants import resolve_variant
+from migfuzz.fuzzer.kernel.variants import resolve_variant
 
 from ..cli import EXIT_FOUND, EXIT_OK, UsageError
 from ..refs import DB_HELP, find_bug, open_store

@@ -10,9 +10,9 @@ from migfuzz.corpus import input as inputs
 from migfuzz.corpus.builtin import get_scenario, scenario_names
 from migfuzz.fuzzer.execute import check_deterministic, execute, replay
 from migfuzz.fuzzer.scenario import summary
-from migfuzz.fuzzer.strategies import STRATEGIES, make_strategy
-from migfuzz.fuzzer.strategies.replay import CONTINUE_WITH
-from migfuzz.fuzzer.variants import SWITCH_DOCS, SWITCH_NAMES, VARIANTS, resolve_variant
+from migfuzz.fuzzer.scheduler import STRATEGIES, make_strategy
+from migfuzz.fuzzer.scheduler.replay import CONTINUE_WITH
+from migfuzz.fuzzer.kernel.variants import SWITCH_DOCS, SWITCH_NAMES, VARIANTS, resolve_variant
 
 from ..cli import EXIT_ERROR, EXIT_FOUND, EXIT_OK, UsageError
 from ..files import check_writable, write_atomic

@@ -16,7 +16,7 @@ from migfuzz.fuzzer.execute import Nondeterministic
 from migfuzz.fuzzer.search.bounded import prove
 from migfuzz.fuzzer.search.loop import FuzzConfig
 from migfuzz.fuzzer.search.portfolio import SEARCHES
-from migfuzz.fuzzer.variants import resolve_variant
+from migfuzz.fuzzer.kernel.variants import resolve_variant
 
 from ..cli import EXIT_ERROR, EXIT_FOUND, EXIT_OK, UsageError
 from ..files import check_dir_writable, write_atomic

@@ -7,7 +7,7 @@ import sys
 from migfuzz.corpus import jsonl
 from migfuzz.db.errors import StoreError
 from migfuzz.fuzzer import ENGINE_VERSION
-from migfuzz.fuzzer.variants import resolve_variant
+from migfuzz.fuzzer.kernel.variants import resolve_variant
 
 from ..cli import EXIT_OK, UsageError
 from ..render import table

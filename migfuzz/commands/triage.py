@@ -11,7 +11,7 @@ import sys
 from migfuzz.fuzzer.bisect import bisect
 from migfuzz.fuzzer.execute import replay
 from migfuzz.fuzzer.explain import describe_scenario, explain
-from migfuzz.fuzzer.variants import VARIANTS
+from migfuzz.fuzzer.kernel.variants import VARIANTS
 
 from ..cli import EXIT_OK, UsageError
 from ..refs import add_ref_arguments, resolve

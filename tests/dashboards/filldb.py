@@ -14,7 +14,7 @@ from migfuzz.corpus import input as inputs
 from migfuzz.corpus.builtin import get_scenario
 from migfuzz.db.store import Store, crash_records
 from migfuzz.fuzzer.execute import execute
-from migfuzz.fuzzer.strategies import RandomWalk
+from migfuzz.fuzzer.scheduler import RandomWalk
 
 SCENARIOS = ("dirty-page", "madvise-race", "dp-fault-race")
 

@@ -13,7 +13,7 @@ import pytest
 
 from migfuzz.corpus.builtin import get_scenario, scenario_names
 from migfuzz.fuzzer.execute import execute
-from migfuzz.fuzzer.strategies import RandomWalk
+from migfuzz.fuzzer.scheduler import RandomWalk
 
 NO_CHANGE = ("lock", "unlock", "free")
 

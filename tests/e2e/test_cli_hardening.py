@@ -423,7 +423,7 @@ def test_scenarios_count_in_the_singular_for_one():
 
 def test_run_and_fuzz_help_explain_their_strategy_lists():
     from migfuzz.fuzzer.search.portfolio import SEARCHES
-    from migfuzz.fuzzer.strategies import STRATEGIES
+    from migfuzz.fuzzer.scheduler import STRATEGIES
     run_help = " ".join(migfuzz("run", "--help").stdout.split())
     fuzz_help = " ".join(migfuzz("fuzz", "--help").stdout.split())
     fuzz_only = (set(SEARCHES) | {"exhaustive"}) - set(STRATEGIES)

@@ -1,7 +1,7 @@
 """Deliberately broken copies of engine steps, shared by the oracle and golden tests."""
-import migfuzz.fuzzer.migrate as mv
+import migfuzz.fuzzer.kernel.finalize as finalize
 import migfuzz.fuzzer.oracles as oracles
-from migfuzz.fuzzer.state import Kernel
+from migfuzz.fuzzer.kernel.state import Kernel
 
 
 def break_method(monkeypatch, name, site, times=0):
@@ -21,14 +21,14 @@ def break_method(monkeypatch, name, site, times=0):
 
 def skip_restore(monkeypatch):
     """finalize no longer restores the migration entries of a page that did not move."""
-    orig = mv.remove_migration_ptes
+    orig = finalize.remove_migration_ptes
 
     def broken(k, old, new, site, only=None):
         if site == "finalize:remove_migration_ptes" and old is new:
             return
         yield from orig(k, old, new, site, only)
 
-    monkeypatch.setattr(mv, "remove_migration_ptes", broken)
+    monkeypatch.setattr(finalize, "remove_migration_ptes", broken)
 
 
 def negative_mapcount(monkeypatch):

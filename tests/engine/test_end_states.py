@@ -4,8 +4,8 @@ the old page is exactly as it started. For every variant."""
 import pytest
 
 from migfuzz.fuzzer.execute import execute
-from migfuzz.fuzzer.state import DEVICE, PRESENT
-from migfuzz.fuzzer.strategies import RoundRobin
+from migfuzz.fuzzer.kernel.state import DEVICE, PRESENT
+from migfuzz.fuzzer.scheduler import RoundRobin
 
 VARIANTS = ["v5.15", "v5.16", "v6.1", "blocking-lock"]
 

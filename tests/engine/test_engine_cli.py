@@ -101,7 +101,7 @@ def test_check_determinism_passes_and_catches_state_left_by_a_run(monkeypatch, c
     whose page numbers depend on how many kernels were built before (state that leaks
     between executions) is caught: exit 3 with the step where the traces part."""
     from migfuzz.cli import main
-    from migfuzz.fuzzer.state import Kernel
+    from migfuzz.fuzzer.kernel.state import Kernel
     assert main(["run", "--scenario", "dp-fault-race", "--count", "200", "--all",
                  "--check-determinism"]) == 1
     capsys.readouterr()

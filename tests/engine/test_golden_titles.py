@@ -12,7 +12,7 @@ from migfuzz.corpus import input as inputs
 from migfuzz.corpus.builtin import get_scenario
 from migfuzz.fuzzer.execute import execute, replay
 from migfuzz.fuzzer.search.lockgraph import LockGraph
-from migfuzz.fuzzer.strategies import RandomWalk, RoundRobin
+from migfuzz.fuzzer.scheduler import RandomWalk, RoundRobin
 from mutations import break_method, negative_mapcount, skip_restore
 
 ROOT = Path(__file__).resolve().parents[2]

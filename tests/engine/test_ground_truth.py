@@ -5,7 +5,7 @@ import pytest
 
 from migfuzz.corpus.builtin import get_scenario, scenario_names
 from migfuzz.fuzzer.execute import execute
-from migfuzz.fuzzer.strategies import RandomWalk, RoundRobin
+from migfuzz.fuzzer.scheduler import RandomWalk, RoundRobin
 
 # (variant, scenario, kinds that count, executions allowed). The budgets are ~5x the seed
 # of the first hit measured with this engine (dp-fault-race: first hit at seed 4-204 of

@@ -9,7 +9,7 @@ import pytest
 from migfuzz.corpus.builtin import get_scenario, scenario_names
 from migfuzz.fuzzer.execute import execute
 from migfuzz.fuzzer.scenario import ScenarioError, validate
-from migfuzz.fuzzer.strategies import RandomWalk
+from migfuzz.fuzzer.scheduler import RandomWalk
 from mutations import break_method
 
 

@@ -12,7 +12,7 @@ import migfuzz.fuzzer.execute as ex
 from migfuzz.corpus.builtin import get_scenario, scenario_names
 from migfuzz.fuzzer.search.campaign import Campaign
 from migfuzz.fuzzer.search.loop import FuzzConfig
-from migfuzz.fuzzer.strategies.random_walk import RandomWalk
+from migfuzz.fuzzer.scheduler.random_walk import RandomWalk
 from mutations import negative_mapcount
 
 SCS = [get_scenario(n) for n in scenario_names("concurrency") + scenario_names("known-bug")]
@@ -33,7 +33,7 @@ def test_an_oracle_exception_is_a_model_error_finding(monkeypatch):
 
 
 def test_a_model_step_exception_stops_that_execution_only(monkeypatch):
-    import migfuzz.fuzzer.migrate as mv
+    import migfuzz.fuzzer.kernel.unmap as mv
     orig = mv.unmap
 
     def broken(k, m):

@@ -5,7 +5,7 @@ import pytest
 
 from migfuzz.corpus.builtin import get_scenario
 from migfuzz.fuzzer.execute import execute
-from migfuzz.fuzzer.strategies import RandomWalk, RoundRobin
+from migfuzz.fuzzer.scheduler import RandomWalk, RoundRobin
 from mutations import break_method, skip_restore
 
 

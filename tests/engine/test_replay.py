@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from migfuzz.corpus import input as inputs
 from migfuzz.corpus.builtin import get_scenario, scenario_names
 from migfuzz.fuzzer.execute import execute, replay
-from migfuzz.fuzzer.sched import Diverged
-from migfuzz.fuzzer.strategies import RandomWalk
-from migfuzz.fuzzer.strategies.replay import rle_decode, rle_encode
+from migfuzz.fuzzer.scheduler.controlled import Diverged
+from migfuzz.fuzzer.scheduler import RandomWalk
+from migfuzz.fuzzer.scheduler.replay import rle_decode, rle_encode
 
 ROOT = Path(__file__).resolve().parents[2]
 REGRESSIONS = sorted((ROOT / "tests" / "regressions").glob("*.json"))
@@ -23,7 +23,7 @@ CHILD = r"""
 import json, sys
 from migfuzz.corpus import input as inputs
 from migfuzz.fuzzer.execute import execute, replay
-from migfuzz.fuzzer.strategies import RandomWalk
+from migfuzz.fuzzer.scheduler import RandomWalk
 out = []
 for inp in json.load(sys.stdin):
     inputs.check(inp)

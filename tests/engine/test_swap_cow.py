@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from migfuzz.fuzzer.execute import execute
-from migfuzz.fuzzer.strategies import RandomWalk
+from migfuzz.fuzzer.scheduler import RandomWalk
 
 SCENARIO = {
     "name": "swap-cow-after-fork", "kind": "test",

@@ -13,8 +13,8 @@ from migfuzz.corpus.builtin import get_scenario
 from migfuzz.fuzzer.bisect import bisect
 from migfuzz.fuzzer.execute import execute
 from migfuzz.fuzzer.scenario import ScenarioError, validate
-from migfuzz.fuzzer.state import DEVICE, HPAGE_NR, PRESENT, ZERO
-from migfuzz.fuzzer.strategies import RandomWalk, RoundRobin
+from migfuzz.fuzzer.kernel.state import DEVICE, HPAGE_NR, PRESENT, ZERO
+from migfuzz.fuzzer.scheduler import RandomWalk, RoundRobin
 
 ROOT = Path(__file__).resolve().parents[2]
 LEAK = "REFCOUNT_LEAK: migrate reference taken at collect_pmd:get_page was never dropped"

@@ -1,7 +1,7 @@
 """Variants are presets of switches; users define their own without editing the engine."""
 import pytest
 
-from migfuzz.fuzzer.variants import SWITCH_NAMES, VARIANTS, VariantError, resolve_variant
+from migfuzz.fuzzer.kernel.variants import SWITCH_NAMES, VARIANTS, VariantError, resolve_variant
 
 
 def test_presets_match_the_kernel_versions():

@@ -82,7 +82,7 @@ def test_store_keeps_at_most_max_crashes_per_bug_rows(tmp_path, capsys):
 
 def test_check_determinism_fails_the_campaign(tmp_path, capsys, monkeypatch):
     from migfuzz.db.store import Store
-    from migfuzz.fuzzer.state import Kernel
+    from migfuzz.fuzzer.kernel.state import Kernel
     db = f"sqlite:///{tmp_path / 'det.db'}"
     args = ["--workers", "0", "--execs", "300", "--seed", "1", "--out", str(tmp_path / "r"),
             "--check-determinism", "--db", db]

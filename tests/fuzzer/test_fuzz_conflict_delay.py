@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from migfuzz.corpus.builtin import get_scenario
 from migfuzz.fuzzer.execute import execute
-from migfuzz.fuzzer.strategies import ConflictDelay, RandomWalk
+from migfuzz.fuzzer.scheduler import ConflictDelay, RandomWalk
 
 
 def _hits(name, variant, kind, make, n):

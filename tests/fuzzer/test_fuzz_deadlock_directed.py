@@ -9,8 +9,8 @@ from migfuzz.corpus.builtin import get_scenario
 from migfuzz.fuzzer.execute import execute, replay
 from migfuzz.fuzzer.search.lockgraph import LockGraph
 from migfuzz.fuzzer.search.loop import DIRECTED_BUDGET, BatchReport, FuzzConfig, FuzzLoop
-from migfuzz.fuzzer.strategies.deadlock_directed import DeadlockDirected
-from migfuzz.fuzzer.strategies.random_walk import RandomWalk
+from migfuzz.fuzzer.scheduler.deadlock_directed import DeadlockDirected
+from migfuzz.fuzzer.scheduler.random_walk import RandomWalk
 
 
 def _cycle(name: str) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ from migfuzz.corpus.builtin import get_scenario, scenario_names
 from migfuzz.fuzzer.execute import execute
 from migfuzz.fuzzer.search.lockgraph import LockGraph
 from migfuzz.fuzzer.search.loop import FuzzConfig, FuzzLoop
-from migfuzz.fuzzer.strategies.random_walk import RandomWalk
+from migfuzz.fuzzer.scheduler.random_walk import RandomWalk
 
 XMM = get_scenario("cross-mm-opposite")
 

@@ -6,7 +6,7 @@ import pytest
 from migfuzz.corpus.builtin import get_scenario
 from migfuzz.fuzzer.execute import execute, replay
 from migfuzz.fuzzer.search.minimize import minimize
-from migfuzz.fuzzer.strategies.random_walk import RandomWalk
+from migfuzz.fuzzer.scheduler.random_walk import RandomWalk
 
 # (scenario, variant, kind, seed of a random walk that finds it, max pages, max
 # preemptions, max executions) -- bounds from measured runs with ~2x headroom:

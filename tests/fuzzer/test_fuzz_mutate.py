@@ -10,7 +10,7 @@ from migfuzz.corpus.builtin import get_scenario, scenario_names
 from migfuzz.fuzzer.execute import execute
 from migfuzz.fuzzer.scenario import validate
 from migfuzz.fuzzer.search.mutate import MUTATORS, generate, migrators, mutate
-from migfuzz.fuzzer.strategies.random_walk import RandomWalk
+from migfuzz.fuzzer.scheduler.random_walk import RandomWalk
 
 BASE = scenario_names("concurrency") + scenario_names("known-bug") + scenario_names("selftest")
 

@@ -8,8 +8,8 @@ import random
 from migfuzz.corpus.builtin import get_scenario
 from migfuzz.fuzzer.search import portfolio
 from migfuzz.fuzzer.search.loop import BatchReport, FuzzConfig, FuzzLoop
-from migfuzz.fuzzer.strategies.pct import FAIR_AFTER
-from migfuzz.fuzzer.strategies.pct import PCT
+from migfuzz.fuzzer.scheduler.pct import FAIR_AFTER
+from migfuzz.fuzzer.scheduler.pct import PCT
 
 
 def _loop(name: str, variant: str, search: str, seed: int, fixed: bool = False) -> FuzzLoop:

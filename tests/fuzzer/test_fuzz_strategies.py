@@ -6,13 +6,13 @@ from hypothesis import given, settings, strategies as st
 from migfuzz.corpus.builtin import get_scenario
 from migfuzz.fuzzer.execute import execute, replay
 from migfuzz.fuzzer.search.bounded import prove
-from migfuzz.fuzzer.strategies import STRATEGIES, make_strategy
-from migfuzz.fuzzer.strategies.coverage_guided import CoverageGuided, Guided, mutate_schedule
-from migfuzz.fuzzer.strategies.exhaustive import Exhaustive
-from migfuzz.fuzzer.strategies.pct import PCT
-from migfuzz.fuzzer.strategies.pos import POS
-from migfuzz.fuzzer.strategies.random_walk import RandomWalk
-from migfuzz.fuzzer.strategies.replay import rle_decode
+from migfuzz.fuzzer.scheduler import STRATEGIES, make_strategy
+from migfuzz.fuzzer.scheduler.coverage_guided import CoverageGuided, Guided, mutate_schedule
+from migfuzz.fuzzer.scheduler.exhaustive import Exhaustive
+from migfuzz.fuzzer.scheduler.pct import PCT
+from migfuzz.fuzzer.scheduler.pos import POS
+from migfuzz.fuzzer.scheduler.random_walk import RandomWalk
+from migfuzz.fuzzer.scheduler.replay import rle_decode
 
 import random
 

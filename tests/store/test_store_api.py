@@ -139,7 +139,7 @@ def test_real_results(store):
     """Records built from real executions (the way the fuzz loop will call it)."""
     from migfuzz.corpus.builtin import get_scenario
     from migfuzz.fuzzer.execute import execute
-    from migfuzz.fuzzer.strategies import make_strategy
+    from migfuzz.fuzzer.scheduler import make_strategy
     store.create_campaign("real", "v5.16")
     sc = get_scenario("migrate-release")
     crashes = []

@@ -2,9 +2,10 @@
 device, the migrate_to_ram fault callback, and device eviction."""
 from __future__ import annotations
 
-from . import migrate as mv
-from .migrate import MIGRATE, VALID, WRITE, MigrateVma
-from .state import DEVICE, Kernel, MM, Page
+from .finalize import finalize
+from .migrate_vma import EINVAL, MIGRATE, VALID, WRITE, MigrateVma, setup
+from .move import pages
+from .state import DEVICE, MM, Kernel, Page
 
 
 def _alloc_and_copy(k: Kernel, m: MigrateVma, to_device: str | None, fail_alloc=()):
@@ -48,18 +49,18 @@ def migrate_to_device(k: Kernel, mm: MM, start: int, end: int, device: str,
     if vma is None or vma.prot == "none" or end > vma.end:
         k.branch("driver:einval")
         k.mmap_read_unlock(mm)
-        return mv.EINVAL, 0
+        return EINVAL, 0
     m = MigrateVma(mm, vma, start, end, select_system=True, select_device=False,
                    owner=device, has_arrays=not bad_args)
     m.fail_isolate = frozenset(fail_isolate)
-    ret = yield from mv.setup(k, m)
+    ret = yield from setup(k, m)
     if ret:
         k.mmap_read_unlock(mm)
         return ret, 0
     yield from _alloc_and_copy(k, m, device, fail_alloc)
-    yield from mv.pages(k, m)
+    yield from pages(k, m)
     migrated = sum(1 for i in range(m.npages) if m.src[i] & MIGRATE and m.dst_page[i])
-    yield from mv.finalize(k, m)
+    yield from finalize(k, m)
     k.mmap_read_unlock(mm)
     return 0, migrated
 
@@ -75,12 +76,12 @@ def devmem_fault(k: Kernel, mm: MM, vpn: int, page: Page, gen: int,
         return
     m = MigrateVma(mm, mm.vma_at(vpn), vpn, vpn + 1, select_system=False, select_device=True,
                    owner=page.device, fault_page=fault_page)
-    ret = yield from mv.setup(k, m)
+    ret = yield from setup(k, m)
     if ret:
         return
     yield from _alloc_and_copy(k, m, None)
-    yield from mv.pages(k, m)
-    yield from mv.finalize(k, m)
+    yield from pages(k, m)
+    yield from finalize(k, m)
 
 
 def evict_device(k: Kernel, device: str):
@@ -101,9 +102,9 @@ def evict_device(k: Kernel, device: str):
             yield from k.mmap_read_lock(mm, "evict:mmap_lock")
             m = MigrateVma(mm, mm.vma_at(start), start, end, select_system=False,
                            select_device=True, owner=device)
-            ret = yield from mv.setup(k, m)
+            ret = yield from setup(k, m)
             if not ret:
                 yield from _alloc_and_copy(k, m, None)
-                yield from mv.pages(k, m)
-                yield from mv.finalize(k, m)
+                yield from pages(k, m)
+                yield from finalize(k, m)
             k.mmap_read_unlock(mm)

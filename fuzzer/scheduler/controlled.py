@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol, Sequence
 
-from .state import Kernel, Wait
+from ..kernel.state import Kernel, Wait
 
 
 class Strategy(Protocol):

@@ -1,4 +1,5 @@
-"""Scheduling strategies behind the ``sched.Strategy`` protocol, one module each."""
+"""The scheduler: the controlled scheduler (controlled.py: actors, run, the trace) and the
+scheduling strategies behind its ``Strategy`` protocol, one module each."""
 from __future__ import annotations
 
 from .conflict_delay import ConflictDelay

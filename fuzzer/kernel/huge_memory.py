@@ -1,13 +1,14 @@
-"""Transparent huge pages at pmd level: splitting an anonymous THP.
+"""Transparent huge pages at pmd level: splitting an anonymous THP
+(mm/huge_memory.c: split_huge_page_to_list, can_split_folio).
 
 A THP is a head page (refcount, lock and mapcount for the whole folio) and HPAGE_NR - 1
 tail pages, mapped by one huge pmd (``MM.pmds``). The model covers what migrate_vma meets:
-collect's pmd path (migrate.py), CPU reads and writes through the pmd, MADV_DONTNEED of a
-whole pmd (mm_ops.py) and the split below. See docs/model.md for what is left out.
+collect's pmd path (collect.py), CPU reads and writes through the pmd, MADV_DONTNEED of a
+whole pmd (fault.py, zap.py) and the split below. See docs/model.md for what is left out.
 """
 from __future__ import annotations
 
-from .state import HPAGE_NR, PRESENT, Kernel, MM, Page
+from .state import HPAGE_NR, MM, PRESENT, Kernel, Page
 
 EBUSY = "EBUSY"
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..sched import Diverged
+from .controlled import Diverged
 from .random_walk import RandomWalk
 
 CONTINUE_WITH = "random walk (seed 0)"    # what runs after a lenient replay diverges

@@ -1,0 +1,41 @@
+"""Migration entries: try_to_migrate() (mm/rmap.c: every mapping of a page becomes a
+migration entry) and remove_migration_ptes() (mm/migrate.c: every migration entry
+becomes a pte for the new page, or the old one on restore).
+"""
+from __future__ import annotations
+
+from .state import DEVICE, MIGRATION, PRESENT, Kernel, Page
+
+
+def try_to_migrate(k: Kernel, page: Page, site: str):
+    """try_to_migrate(): an rmap walk replacing every mapping of the page, in any mm, by a
+    migration entry (ptep_clear_flush, the dirty bit moves to the page)."""
+    for mm, vpn in k.rmap(page):
+        yield (site, (mm.name, vpn))
+        yield from k.lock_ptl(mm, site)
+        pte = mm.pte(vpn)
+        if pte[1] is page and (pte[0] == PRESENT or pte[0] == DEVICE):
+            if pte[0] == PRESENT:
+                k.flush_tlb_range(mm, vpn, vpn + 1, site)
+                if pte[3]:
+                    page.dirty = True
+            k.set_pte(mm, vpn, (MIGRATION, page, pte[2], False), site)
+            k.map_dec(page, site)
+            k.put(page, "map", site)
+        k.unlock_ptl(mm)
+
+
+def remove_migration_ptes(k: Kernel, old: Page, new: Page, site: str, only=None):
+    """remove_migration_ptes(old, new): every migration entry for ``old`` (in every mm
+    sharing it, or just ``only``) becomes a clean pte or device entry for ``new``."""
+    targets = only if only is not None else k.rmap(old, (MIGRATION,))
+    for mm, vpn in targets:
+        yield (site, (mm.name, vpn))
+        yield from k.lock_ptl(mm, site)
+        pte = mm.pte(vpn)
+        if pte[0] == MIGRATION and pte[1] is old:
+            k.get(new, "map", site)
+            k.map_inc(new, site)
+            kind = DEVICE if new.device else PRESENT
+            k.set_pte(mm, vpn, (kind, new, pte[2], False), site)
+        k.unlock_ptl(mm)

@@ -1,0 +1,156 @@
+"""Page allocation and page references: the buddy allocator's alloc/free, the device's
+free list, get_page/put_page.
+
+Follows mm/page_alloc.c (alloc_pages, free_unref_page, free_compound_page),
+include/linux/mm.h (get_page, put_page, get_page_unless_zero), lib/test_hmm.c
+(dmirror_devmem_alloc_page) and mm/memremap.c (free_zone_device_page). Every reference
+change goes to the audit log (page_ref / page_owner style); a touch of a freed page is a
+USE_AFTER_FREE finding (KASAN's view).
+"""
+from __future__ import annotations
+
+from .state import HPAGE_NR, Device, Page
+
+
+class PageAlloc:
+    """Kernel's allocator and reference counting (page_alloc.c, mm.h)."""
+
+    def alloc_page(self, site: str, owner: str = "alloc") -> Page:
+        """A fresh system page with one reference. System pfns are never reused within an
+        execution (a KASAN-style quarantine), so any later touch of a freed page is seen."""
+        p = Page(self.next_pfn, None)
+        self.next_pfn += 1
+        self.pages[p.pfn] = p
+        p.free = False
+        p.gen = 1
+        self._take(p, owner, site)
+        return p
+
+    def alloc_thp(self, site: str, owner: str = "map") -> Page:
+        """A fresh anonymous THP: HPAGE_NR consecutive frames, the head holding the one
+        reference (and later the lock and mapcount) for the whole folio; tails have
+        refcount 0, as in the kernel."""
+        head = self.alloc_page(site, owner)
+        tails = []
+        for _ in range(HPAGE_NR - 1):
+            t = Page(self.next_pfn, None)
+            self.next_pfn += 1
+            self.pages[t.pfn] = t
+            t.free = False
+            t.gen = 1
+            t.head = head
+            tails.append(t)
+        head.tails = tuple(tails)
+        return head
+
+    def add_device(self, name: str, capacity: int) -> None:
+        dev = Device(name, capacity)
+        for _ in range(capacity):
+            p = Page(self.next_pfn, name)
+            self.next_pfn += 1
+            self.pages[p.pfn] = p
+            if self.dp_base:
+                p.refcount = 1
+                p.refs["pgmap"] = ["pgmap:idle"]
+            dev.pages.append(p)
+            dev.free_list.append(p)
+        self.next_pfn += 0x100
+        self.devices[name] = dev
+
+    def alloc_device_page(self, dev: str, site: str) -> Page | None:
+        """dmirror_devmem_alloc_page: take a page from the device's free list (FIFO, so a
+        freed page is reused as late as possible), take a reference and lock it."""
+        d = self.devices[dev]
+        if not d.free_list:
+            return None
+        p = d.free_list.pop(0)
+        p.free = False
+        p.gen += 1
+        p.data = 0
+        p.dirty = False
+        self._take(p, "driver", site)
+        self._set_lock(p, site)
+        return p
+
+    def _take(self, page: Page, owner: str, site: str) -> None:
+        page.refcount += 1
+        page.refs.setdefault(owner, []).append(site)
+        self._audit(site, page, "+" + owner)
+
+    def get(self, page: Page, owner: str, site: str) -> None:
+        if page.free:
+            self.use_after_free(page, site, "get_page")
+        self._take(page, owner, site)
+
+    def get_unless_zero(self, page: Page, owner: str, site: str) -> bool:
+        if page.free or page.refcount == 0:
+            return False
+        self._take(page, owner, site)
+        return True
+
+    def put(self, page: Page, owner: str, site: str) -> None:
+        if page.free:
+            self.use_after_free(page, site, "put_page")
+            return
+        stack = page.refs.get(owner)
+        if stack:
+            stack.pop()
+        else:
+            self.report("REFCOUNT_UNDERFLOW",
+                        f"REFCOUNT_UNDERFLOW: {site} dropped a {owner} reference that "
+                        f"nobody holds", (site, owner), pfn=page.pfn)
+            # keep the count coherent: take the reference from the largest holder
+            others = [k for k in page.refs if page.refs[k]]
+            if not others:
+                return
+            page.refs[max(others, key=lambda k: len(page.refs[k]))].pop()
+        page.refcount -= 1
+        if owner == "isolate":
+            page.isolated = False
+        self._audit(site, page, "-" + owner)
+        if page.refcount == (self.dp_base if page.device else 0):
+            self._free(page, site)
+
+    def _free(self, page: Page, site: str) -> None:
+        if page.mapcount:
+            self.report("REFCOUNT_UNDERFLOW",
+                        f"REFCOUNT_UNDERFLOW: page freed by {site} while still mapped",
+                        (site, "freed-while-mapped"), pfn=page.pfn)
+        if page.locked_by is not None:
+            self.report("LOCK_LEAK",
+                        f"LOCK_LEAK: page freed by {site} while locked (locked at "
+                        f"{page.lock_site})", (page.lock_site, "freed-while-locked"),
+                        pfn=page.pfn)
+        page.free = True
+        page.free_site = site
+        page.lru = False
+        page.isolated = False
+        if page.mapping == "swapcache" and self.swapcache.get(page.swap_slot) is page:
+            del self.swapcache[page.swap_slot]
+        page.mapping = None
+        page.swap_slot = None
+        if page.batch_cpu is not None:      # only reachable through a refcount bug
+            self.batches[page.batch_cpu].remove(page)
+            page.batch_cpu = None
+        if page.device:
+            self.devices[page.device].free_list.append(page)
+        self._audit(site, page, "free")
+        for tail in page.tails:           # a THP is freed whole (free_compound_page)
+            tail.free = True
+            tail.free_site = site
+            self._audit(site, tail, "free")
+
+    def use_after_free(self, page: Page, site: str, what: str) -> None:
+        # the signature is the access site alone (ClusterFuzz's crash state is the access
+        # stack): the same access racing with different frees is one bug
+        self.report("USE_AFTER_FREE",
+                    f"USE_AFTER_FREE: {what} at {site} on a page freed at {page.free_site}",
+                    (site,), pfn=page.pfn, freed_at=page.free_site)
+
+    def touch(self, page: Page, gen: int, site: str, what: str) -> bool:
+        """Access a page through a reference taken earlier (a TLB entry, a pte read without
+        the lock). False, with a finding, if the page was freed (or freed and reused)."""
+        if page.free or page.gen != gen:
+            self.use_after_free(page, site, what)
+            return False
+        return True

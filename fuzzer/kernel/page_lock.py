@@ -1,0 +1,63 @@
+"""The page lock (PG_locked): trylock_page, lock_page, unlock_page and
+wait_on_page_locked, after mm/filemap.c (folio_lock, __folio_lock, folio_unlock,
+folio_wait_locked) and include/linux/pagemap.h (trylock_page). A blocking lock is a
+generator that yields a Wait; every lock taken is a lock-order edge for the
+lockdep-style graph.
+"""
+from __future__ import annotations
+
+from .state import Page, Wait
+
+
+class PageLock:
+    """Kernel's page lock (filemap.c)."""
+
+    def _set_lock(self, page: Page, site: str) -> None:
+        page.locked_by = self.who
+        page.lock_site = site
+        if self.cur is not None:
+            self.cur.held.append(page)
+        self._audit(site, page, "lock")
+
+    def trylock(self, page: Page, site: str) -> bool:
+        if page.free:
+            self.use_after_free(page, site, "trylock_page")
+        if page.locked_by is not None:
+            self.branch(site + ":busy")
+            return False
+        self._set_lock(page, site)
+        return True
+
+    def lock_page(self, page: Page, site: str):
+        """Blocking lock_page(): the actor is disabled until the page is unlocked."""
+        if page.locked_by is not None:
+            self.branch(site + ":wait")
+            if self.cur is not None:
+                self.cur.lock_order(page, site)
+            yield Wait(site, ("page", page.pfn), lambda: page.locked_by is None,
+                       lambda: [page.locked_by], "page lock")
+        elif self.cur is not None:
+            self.cur.lock_order(page, site)
+        self._set_lock(page, site)
+
+    def unlock(self, page: Page, site: str) -> None:
+        if page.locked_by is None:
+            self.report("BAD_UNLOCK", f"BAD_UNLOCK: unlock_page at {site} on an unlocked page",
+                        (site,), pfn=page.pfn)
+            return
+        holder = page.locked_by
+        page.locked_by = None
+        cur = self.cur
+        if cur is not None and cur.name == holder and page in cur.held:
+            cur.held.remove(page)
+        self._audit(site, page, "unlock")
+
+    def wait_unlocked(self, page: Page, site: str):
+        """Sleep until the page is unlocked, without taking the lock (wait_on_page_locked).
+        Waiting for that event while holding other page locks is a lock-order edge too
+        (DEPT's view: a wait depends on whoever will release the page)."""
+        if page.locked_by is not None:
+            if self.cur is not None and self.cur.held:
+                self.cur.lock_order(page, site)
+            yield Wait(site, ("page", page.pfn), lambda: page.locked_by is None,
+                       lambda: [page.locked_by], "page unlock")

@@ -1,0 +1,79 @@
+"""Reclaim of the pages behind a range, after mm/vmscan.c (shrink_page_list /
+shrink_folio_list: isolate, lock, try_to_unmap into swap entries, free).
+"""
+from __future__ import annotations
+
+from .compaction import _pages_mapped_at
+from .state import MM, PRESENT, SWAP, Kernel
+
+
+def reclaim(k: Kernel, mm: MM, start: int, end: int):
+    """shrink_page_list on the pages behind a range: isolate, trylock, add to swap, unmap
+    (moving pte dirty bits to the page), write out dirty pages, and drop clean swapcache
+    pages whose only references are the swap cache's and the isolation's."""
+    yield ("reclaim:scan", ("mm", mm.name))
+    k.lru_add_drain_all()
+    for page in _pages_mapped_at(k, mm, start, end):
+        yield ("reclaim:isolate", ("page", page.pfn))
+        # the LRU scan only meets pages still on the LRU: one freed (or isolated) since the
+        # range was looked up is simply not there
+        if page.free or page.device or not k.isolate_lru_page(page, "reclaim:isolate"):
+            continue
+        yield ("reclaim:trylock", ("page", page.pfn))
+        if not k.trylock(page, "reclaim:trylock"):
+            k.putback_lru_page(page, "reclaim:putback")
+            continue
+        if page.mapping == "shmem":
+            k.unlock(page, "reclaim:unlock")
+            k.putback_lru_page(page, "reclaim:putback")
+            continue
+        if page.mapping is None:
+            slot = k.swap_alloc(page.data)
+            page.mapping = "swapcache"
+            page.swap_slot = slot
+            k.swapcache[slot] = page
+            k.get(page, "swapcache", "reclaim:add_to_swap")
+            page.dirty = True
+        slot = page.swap_slot
+        for tmm, vpn in k.rmap(page, (PRESENT,)):
+            yield ("reclaim:unmap", (tmm.name, vpn))
+            yield from k.lock_ptl(tmm, "reclaim:unmap")
+            pte = tmm.pte(vpn)
+            if pte[0] == PRESENT and pte[1] is page:
+                k.flush_tlb_range(tmm, vpn, vpn + 1, "reclaim:unmap")
+                if pte[3]:
+                    page.dirty = True
+                k.set_pte(tmm, vpn, (SWAP, slot, False, False))
+                k.swap[slot][1] += 1
+                k.map_dec(page, "reclaim:unmap")
+                k.put(page, "map", "reclaim:unmap")
+            k.unlock_ptl(tmm)
+        if page.mapcount:
+            k.branch("reclaim:still_mapped")
+            k.unlock(page, "reclaim:unlock")
+            k.putback_lru_page(page, "reclaim:putback")
+            continue
+        if page.dirty:
+            yield ("reclaim:pageout", ("page", page.pfn))
+            k.swap[slot][0] = page.data
+            page.dirty = False
+        if page.refcount != 2:          # __remove_mapping: isolation + swap cache only
+            k.branch("reclaim:busy")
+            k.unlock(page, "reclaim:unlock")
+            k.putback_lru_page(page, "reclaim:putback")
+            continue
+        yield ("reclaim:drop", ("page", page.pfn))
+        if page.data != k.swap[slot][0]:
+            k.report("LOST_WRITE",
+                     "LOST_WRITE: reclaim dropped a clean swapcache page whose data differs "
+                     "from swap (its dirty bit was lost)", ("reclaim:drop_clean",),
+                     pfn=page.pfn)
+        k.branch("reclaim:dropped")
+        del k.swapcache[slot]
+        page.mapping = None
+        page.swap_slot = None
+        k.put(page, "swapcache", "reclaim:delete_from_swap_cache")
+        k.unlock(page, "reclaim:unlock")
+        k.put(page, "isolate", "reclaim:free")
+        if k.swap[slot][1] <= 0:
+            del k.swap[slot]

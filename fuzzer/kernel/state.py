@@ -1,0 +1,231 @@
+"""The simulated kernel state: pages, ptes, address spaces, device pools, and Kernel.
+
+The data (Page: struct page / struct folio; Vma; MM: mm_struct with its ptes and huge pmds;
+Device: a dev_pagemap's pool) is here; the primitive operations on it are one mixin per
+kernel mechanism (page_alloc.py, page_lock.py, locks.py, tlb.py, lru.py, swap.py,
+rmap.py), and Kernel is their composition with the execution's shared state. Primitives
+that can block are generators (``yield from k.lock_page(...)``); the others are plain calls
+made by an actor between two scheduling points. Every refcount, mapcount and lock change
+goes to an audit log (page_ref / page_owner style) so an oracle can say which site made it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..findings import Finding
+from .variants import Switches
+
+# pte kinds; a pte is a tuple (kind, target, write, dirty): target is a Page for PRESENT,
+# MIGRATION and DEVICE, a swap slot number for SWAP, None otherwise.
+NONE, ZERO, PRESENT, MIGRATION, DEVICE, SWAP = range(6)
+PTE_NAMES = ("none", "zero", "present", "migration", "device", "swap")
+PTE_NONE = (NONE, None, False, False)
+PTE_ZERO = (ZERO, None, False, False)
+
+# Pages per transparent huge page (one pmd entry maps them all). The kernel's is 512
+# (HPAGE_PMD_NR on x86-64); 4 keeps executions short, and the races modelled here (the pmd
+# path of collect, split, zap of a whole pmd) do not depend on the size.
+HPAGE_NR = 4
+
+
+class ModelError(Exception):
+    """The model itself went wrong (a bug in migfuzz, not in the modelled kernel)."""
+
+
+class Page:
+    __slots__ = ("pfn", "device", "refcount", "mapcount", "locked_by", "lock_site", "lru",
+                 "batch_cpu", "isolated", "dirty", "mapping", "swap_slot", "free", "gen",
+                 "data", "refs", "free_site", "ident", "tails", "head")
+
+    def __init__(self, pfn: int, device: str | None):
+        self.pfn = pfn
+        self.device = device            # None: system RAM; else the owning device's name
+        self.refcount = 0
+        self.mapcount = 0
+        self.locked_by: str | None = None
+        self.lock_site = ""
+        self.lru = False                # PG_lru
+        self.batch_cpu: int | None = None   # waiting in a per-CPU LRU-add batch
+        self.isolated = False           # off the LRU with an isolation reference
+        self.dirty = False              # PG_dirty
+        self.mapping: str | None = None     # None (anon), "swapcache" or "shmem"
+        self.swap_slot: int | None = None
+        self.free = True
+        self.gen = 0                    # allocation generation: stale users are detected
+        self.data = 0
+        self.refs: dict[str, list[str]] = {}   # owner kind -> sites that took those refs
+        self.free_site = ""
+        self.ident = ""                 # a name stable across executions (lock-order graph)
+        # a THP (compound page): the head holds refcount, lock and mapcount for the whole
+        # folio and lists its tail pages; a tail points at its head. Split pages have none.
+        self.tails: tuple = ()
+        self.head: Page | None = None
+
+    def __repr__(self) -> str:
+        return f"<page {self.pfn}{' dp' if self.device else ''} ref={self.refcount}>"
+
+    def subpage(self, i: int) -> "Page":
+        """Page ``i`` of the THP this head starts (0: the head itself)."""
+        return self if i == 0 else self.tails[i - 1]
+
+
+@dataclass
+class Vma:
+    start: int
+    end: int                  # exclusive, in pages
+    prot: str = "rw"          # "rw", "r" or "none"
+    shared: bool = False      # MAP_SHARED anonymous (shmem): not migratable by migrate_vma
+    special: bool = False     # VM_IO/VM_PFNMAP-like: migrate_vma_setup refuses it
+    shm: str = ""             # the shared memory object behind a shared vma
+
+    @property
+    def anonymous(self) -> bool:
+        return not self.shared
+
+    @property
+    def writable(self) -> bool:
+        return self.prot == "rw"
+
+
+class MM:
+    __slots__ = ("name", "vmas", "ptes", "ptl", "ptl_site", "mmap_readers", "mmap_writer",
+                 "mig_sites", "pmds")
+
+    def __init__(self, name: str):
+        self.name = name
+        self.vmas: list[Vma] = []
+        self.ptes: dict[int, tuple] = {}
+        self.ptl: str | None = None      # holder of the page-table lock (one per mm)
+        self.ptl_site = ""
+        self.mmap_readers: list[str] = []
+        self.mmap_writer: str | None = None
+        self.mig_sites: dict[int, str] = {}   # vpn -> site that installed a migration entry
+        # huge pmds: first vpn (HPAGE_NR-aligned) -> (PRESENT, head page, write, dirty); the
+        # HPAGE_NR vpns from there are mapped by this one entry and have no ptes
+        self.pmds: dict[int, tuple] = {}
+
+    def vma_at(self, vpn: int) -> Vma | None:
+        for v in self.vmas:
+            if v.start <= vpn < v.end:
+                return v
+        return None
+
+    def pte(self, vpn: int) -> tuple:
+        return self.ptes.get(vpn, PTE_NONE)
+
+    def pmd_base(self, vpn: int) -> int | None:
+        """The first vpn of the huge pmd mapping ``vpn``, or None (not pmd-mapped)."""
+        base = vpn - vpn % HPAGE_NR
+        return base if base in self.pmds else None
+
+    def walk(self, vpn: int) -> tuple:
+        """What the hardware walk finds for ``vpn``: its pte, or for a vpn under a huge pmd
+        the pmd's bits with the subpage it maps (TLB entries are per vpn either way)."""
+        base = self.pmd_base(vpn)
+        if base is None:
+            return self.pte(vpn)
+        kind, head, write, dirty = self.pmds[base]
+        return (kind, head.subpage(vpn - base), write, dirty)
+
+
+class Wait:
+    """What a blocked actor waits for. ``ready`` says when it may go on; ``holders`` names
+    who holds the resource (for the deadlock report)."""
+    __slots__ = ("site", "obj", "ready", "holders", "what")
+
+    def __init__(self, site, obj, ready, holders, what):
+        self.site, self.obj, self.ready, self.holders, self.what = site, obj, ready, holders, what
+
+
+@dataclass
+class Device:
+    name: str
+    capacity: int
+    free_list: list = field(default_factory=list)
+    pages: list = field(default_factory=list)
+
+
+# The mechanisms' mixins import the data classes above, so they are imported after them
+# (kernel/__init__.py imports this module first, whichever module a caller names).
+from .locks import Locks  # noqa: E402
+from .lru import Lru  # noqa: E402
+from .page_alloc import PageAlloc  # noqa: E402
+from .page_lock import PageLock  # noqa: E402
+from .rmap import Rmap  # noqa: E402
+from .swap import Swap  # noqa: E402
+from .tlb import Tlb  # noqa: E402
+
+
+class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
+    """All shared state of one execution. Its operations come from one mixin per
+    mechanism; what is here is the core: construction, findings and coverage, writing a
+    pte, and what a user should read back."""
+
+    def __init__(self, sw: Switches, ncpus: int):
+        self.sw = sw
+        self.pages: dict[int, Page] = {}
+        self.next_pfn = 0x100
+        self.devices: dict[str, Device] = {}
+        self.mms: dict[str, MM] = {}
+        self.shm: dict[tuple, Page] = {}
+        self.swap: dict[int, list] = {}          # slot -> [data, swap map count]
+        self.swapcache: dict[int, Page] = {}     # slot -> page in the swap cache
+        self.next_slot = 1
+        self.tlbs: list[dict] = [{} for _ in range(ncpus)]
+        self.batches: list[list[Page]] = [[] for _ in range(ncpus)]
+        self.findings: list[Finding] = []
+        self._seen: set[str] = set()
+        self.audit: list[tuple] = []
+        self.branches: dict[str, None] = {}      # ordered set of model branch labels
+        self.expect: dict[tuple, frozenset] = {}
+        self.last_write: dict[tuple, str] = {}   # key -> how the last write reached memory
+        self.written_pfn: dict[tuple, int | None] = {}   # key -> the page it was written to
+        self.zaps_inflight: dict[tuple, int] = {}
+        self.origin: dict[tuple, str] = {}       # key -> the fault path that last filled it
+        self.lock_edges: list[tuple] = []        # (held ident, held site, ident, site)
+        self.step = 0
+        self.cur = None                          # the running Actor (set by the scheduler)
+        self.who = "init"                        # its name, for the audit log
+        self.dp_base = 0 if sw.dp_idle_zero else 1
+
+    # ---- findings and coverage -------------------------------------------------------
+    def report(self, kind: str, title: str, sites: tuple, **detail) -> None:
+        f = Finding(kind, title, tuple(sites), self.step, detail)
+        if f.signature not in self._seen:
+            self._seen.add(f.signature)
+            self.findings.append(f)
+
+    def branch(self, label: str) -> None:
+        self.branches[label] = None
+
+    # ---- ptes ------------------------------------------------------------------------
+    def set_pte(self, mm: MM, vpn: int, pte: tuple, site: str = "") -> None:
+        if pte[0] == NONE:
+            mm.ptes.pop(vpn, None)
+        else:
+            mm.ptes[vpn] = pte
+        if pte[0] == MIGRATION:
+            mm.mig_sites[vpn] = site
+        else:
+            mm.mig_sites.pop(vpn, None)
+
+    # ---- what a user should read back ------------------------------------------------
+    def mem_key(self, mm: MM, vpn: int) -> tuple:
+        vma = mm.vma_at(vpn)
+        if vma is not None and vma.shared:
+            return ("shm", vma.shm, vpn - vma.start)
+        return (mm.name, vpn)
+
+    def expect_write(self, key: tuple, value: int, how: str, pfn: int | None = None) -> None:
+        if self.zaps_inflight.get(key):
+            # a write racing with MADV_DONTNEED of the same address may or may not survive,
+            # and may land on either side of other writes racing with it
+            self.expect[key] = self.expect.get(key, frozenset()) | {value, 0}
+        else:
+            self.expect[key] = frozenset((value,))
+        self.last_write[key] = how
+        self.written_pfn[key] = pfn
+
+    def expect_zapped(self, key: tuple) -> None:
+        self.expect[key] = frozenset((0,))
+        self.last_write[key] = "zap"
