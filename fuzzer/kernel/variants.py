@@ -40,6 +40,13 @@ class Switches:
     # kernel does: upstream returns migrate_vma_collect_skip() with the reference held (a
     # leak; kernel-model.md section 4). A hypothetical fix, off in every preset.
     thp_skip_put: bool = False
+    # do_swap_page's device-private branch takes a reference and trylocks the device folio;
+    # a failed trylock drops the reference and returns so the fault is retried: a spin
+    # (1afaeb8293c9 "Trylock device page in do_swap_page", ~v6.15).
+    dp_fault_trylock: bool = False
+    # ... and waits for the device folio's lock instead of spinning, so a CPU stuck in the
+    # fault no longer starves lru_add_drain_all's per-CPU work (b570f37a2ce4, 2026).
+    dp_fault_waits: bool = False
 
     def as_dict(self) -> dict[str, bool]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -59,6 +66,10 @@ SWITCH_DOCS: dict[str, str] = {
     "dp_idle_zero": "free device-private pages have refcount 0 (ef233450898f)",
     "thp_skip_put": "collect's THP path puts its reference when trylock fails (hypothetical "
                     "fix; none upstream)",
+    "dp_fault_trylock": "device-private fault trylocks the device folio and retries on "
+                        "failure (1afaeb8293c9)",
+    "dp_fault_waits": "device-private fault waits for the folio lock instead of spinning "
+                      "(b570f37a2ce4)",
 }
 
 _V515 = Switches(pfn_locked=True)
