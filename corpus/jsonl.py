@@ -26,6 +26,11 @@ FORMAT = "migfuzz-corpus"
 VERSION = 1
 MAX_LINE = inputs.MAX_BYTES + (1 << 20)     # an input plus its coverage list
 MAX_ENTRIES = 1_000_000
+# The whole file is checked in memory before anything is written (so a bad line leaves the
+# database unchanged); parsed JSON takes ~6-10x its text, so 256 MiB of text keeps import
+# under ~2.5 GiB. A real export is far smaller: a 10-minute 2-worker campaign's corpus is
+# ~2,000 entries of ~3 KiB (~6 MiB).
+MAX_FILE_BYTES = 256 << 20
 MAX_COVERAGE = 100_000
 MAX_NAME = 200
 ENTRY_KEYS = {"hash", "input", "coverage", "new_coverage", "parent", "worker", "found_at"}
@@ -109,15 +114,19 @@ def check_entry(obj: Any, where: str) -> dict:
 def read(f: IO[bytes], source: str) -> tuple[dict | None, list[dict]]:
     """Read and check a whole JSON-lines corpus: (header or None, entries)."""
     header, entries = None, []
-    lineno = 0
+    lineno = total = 0
     while True:
         line = f.readline(MAX_LINE + 1)
         if not line:
             break
         lineno += 1
+        total += len(line)
         where = f"{source}:{lineno}"
         if len(line) > MAX_LINE:
             raise _bad(where, f"line longer than the {MAX_LINE}-byte limit")
+        if total > MAX_FILE_BYTES:
+            raise _bad(where, f"file larger than the {MAX_FILE_BYTES >> 20} MiB import "
+                              f"limit (split it: every line stands alone)")
         if not line.strip():
             continue
         obj = _load(line, where)
