@@ -12,7 +12,7 @@ from typing import Callable
 
 from .buckets import Buckets
 from .loop import BatchReport, FuzzConfig, FuzzLoop
-from .minimize import minimize
+from .minimize import minimize, minimized_name
 
 BATCH = 250          # executions per batch: ~0.1 s, often enough for a progress line
 # Minimization after a campaign is bounded by time as well as executions: the known bugs
@@ -55,7 +55,7 @@ def minimize_input(inp: dict, signature: str, budget: int,
         return {"minimized": {"error": f"the stored input no longer gives {signature}"},
                 "executions": 0}
     sc = dict(sh.scenario)
-    sc["name"] = inp["scenario"]["name"] + "-min"
+    sc["name"] = minimized_name(inp["scenario"]["name"])
     return {"minimized": {"scenario": sc, "schedule": sh.schedule, **sh.summary(),
                           "trace_hash": sh.result.trace_hash,
                           "findings": [{"kind": f.kind, "title": f.title,

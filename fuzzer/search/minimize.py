@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 
 from ..execute import execute
-from ..scenario import ScenarioError, validate
+from ..scenario import MAX_NAME, ScenarioError, validate
 from ..scheduler.coverage_guided import Guided
 from ..scheduler.replay import rle_decode, rle_encode
 from .mutate import _clip
@@ -39,6 +39,18 @@ def size_key(sc: dict, result) -> tuple:
     choices = rle_decode(result.schedule)
     return (len(sc["actors"]), cmds, pages, layout, span, result.preemptions,
             len(result.schedule), len(choices), choices)
+
+
+MIN_SUFFIX = "-min"
+
+
+def minimized_name(name: str) -> str:
+    """The name of a scenario's minimized form: ``<name>-min``, once (minimizing a minimized
+    input again does not stack suffixes), cut so the result still fits MAX_NAME (a
+    253-256-character name would otherwise become an input nobody can load)."""
+    if name.endswith(MIN_SUFFIX):
+        return name
+    return name[:MAX_NAME - len(MIN_SUFFIX)] + MIN_SUFFIX
 
 
 @dataclass

@@ -75,7 +75,7 @@ def register(sub) -> None:
 def cmd_minimize(args) -> int:
     from migfuzz.corpus import input as inputs
     from migfuzz.fuzzer.execute import replay
-    from migfuzz.fuzzer.search.minimize import minimize, size_key
+    from migfuzz.fuzzer.search.minimize import minimize, minimized_name, size_key
     if args.budget < 1:
         raise UsageError("--budget must be at least 1")
     with open_store(args.db) as st:
@@ -93,8 +93,8 @@ def cmd_minimize(args) -> int:
                              f"signature (see 'migfuzz bisect {bug.signature}')") from None
         smaller = sh.after < size_key(inp["scenario"], before)
         sc = dict(sh.scenario)
-        if smaller and not sc["name"].endswith("-min"):
-            sc["name"] += "-min"
+        if smaller:
+            sc["name"] = minimized_name(sc["name"])
         new = inputs.make(sc, inp["variant"], sh.schedule, strategy="minimized",
                           seed=inp.get("seed"),
                           result={"trace_hash": sh.result.trace_hash,

@@ -83,3 +83,22 @@ def test_a_campaign_past_its_minimization_time_leaves_buckets_not_minimized():
     c.minimize_all(seconds=0.0, progress=lambda i, n, b: seen.append((i, n)))
     assert c.buckets and seen == [(i, len(seen)) for i in range(len(seen))]
     assert all(b.minimized == {"error": "not minimized (time budget)"} for b in c.buckets)
+
+
+def test_a_minimized_input_with_a_longest_name_still_loads():
+    """A scenario named with MAX_NAME characters gets a minimized name that still fits
+    (appending "-min" used to make an input nobody could load), and minimizing twice does
+    not stack suffixes."""
+    from migfuzz.corpus import input as inputs
+    from migfuzz.fuzzer.scenario import MAX_NAME
+    from migfuzz.fuzzer.search.campaign import minimize_input
+    sc = dict(get_scenario("dirty-page"), name="d" * MAX_NAME)
+    r, f = _first(sc, "v5.16", "LOST_WRITE")
+    inp = {"scenario": sc, "variant": "v5.16", "schedule": r.schedule}
+    out = minimize_input(inp, f.signature, 200)["minimized"]
+    name = out["scenario"]["name"]
+    assert len(name) <= MAX_NAME and name.endswith("-min"), len(name)
+    inputs.check(inputs.make(out["scenario"], "v5.16", out["schedule"]))   # loads again
+    again = minimize_input({**inp, "scenario": out["scenario"],
+                            "schedule": out["schedule"]}, f.signature, 200)["minimized"]
+    assert again["scenario"]["name"] == name
