@@ -34,6 +34,16 @@ system-packages:
 kernels: setup
 	@sh kernels/ci-lane.sh
 
+# The model's fidelity check (fuzzer/kernel/sources.toml, docs/model.md): every model step's
+# kernel function fingerprinted against Debian's 6.1.192 and 6.12.117 source packages,
+# installed here first (outside any network namespace: it needs the package registry).
+# About 1 s per release once the sources are unpacked (kernels/build.py caches them).
+.PHONY: check-source
+check-source: setup
+	@sh tests/system-packages.sh linux-source-6.1 linux-source-6.12
+	$(BIN)/migfuzz model check-source --release 6.1.192
+	$(BIN)/migfuzz model check-source --release 6.12.117
+
 # make test: everything, the real kernels included (with MIGFUZZ_KERNEL_LANE=1 a lane that
 # cannot run fails instead of skipping). make test-fast: the same without the tests that
 # boot a kernel (pytest -m "not kernel"), for a quick loop while developing.
