@@ -46,5 +46,6 @@ def test_the_wheel_holds_one_top_level_package_and_its_data(tmp_path):
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
     assert {n.split("/")[0] for n in names} == {"migfuzz", "migfuzz-0.1.0.dist-info"}
     for data in ("migfuzz/corpus/scenarios/migrate.json", "migfuzz/db/migrations/script.py.mako",
-                 "migfuzz/dashboards/templates/base.html", "migfuzz/kernels/configs/base.config"):
+                 "migfuzz/dashboards/templates/base.html", "migfuzz/kernels/configs/base.config",
+                 "migfuzz/fuzzer/kernel/sources.toml"):
         assert data in names, data
