@@ -39,7 +39,8 @@ def _alloc_and_copy(k: Kernel, m: MigrateVma, to_device: str | None, fail_alloc=
 
 
 def migrate_to_device(k: Kernel, mm: MM, start: int, end: int, device: str,
-                      fail_alloc=(), fail_isolate=(), bad_args: bool = False):
+                      fail_alloc=(), fail_isolate=(), bad_args: bool = False,
+                      select_device: bool = False):
     """The dmirror MIGRATE ioctl: mmap_read_lock, migrate_vma_setup over system memory,
     allocate and copy, pages, map into the device, finalize. Returns (ret, migrated)."""
     yield ("driver:mmap_lock", ("mmap", mm.name))
@@ -50,7 +51,9 @@ def migrate_to_device(k: Kernel, mm: MM, start: int, end: int, device: str,
         k.branch("driver:einval")
         k.mmap_read_unlock(mm)
         return EINVAL, 0
-    m = MigrateVma(mm, vma, start, end, select_system=True, select_device=False,
+    # select_device: MIGRATE_VMA_SELECT_DEVICE_PRIVATE too (pages of this device's owner),
+    # as drivers that move between devices do: b570f37a2ce4's prerequisite (a)
+    m = MigrateVma(mm, vma, start, end, select_system=True, select_device=select_device,
                    owner=device, has_arrays=not bad_args)
     m.fail_isolate = frozenset(fail_isolate)
     ret = yield from setup(k, m)
