@@ -35,7 +35,11 @@ OPS = {
     "compact": ({"mm", "start", "npages"}, set()),
     "reclaim": ({"mm", "start", "npages"}, set()),
 }
-STATES = ("none", "zero", "present", "device", "swapped", "thp")
+STATES = ("none", "zero", "present", "device", "swapped", "thp", "thp-pte")
+# "thp-pte": a THP whose pmd was split but not the folio, mapped by one pte per subpage
+# (what mainline's collect splits itself: migrate_vma_split_folio, H2). Only read, write,
+# migrate and evict may touch it (a zap would free its pages one by one: not modelled).
+THP_STATES = ("thp", "thp-pte")
 # what may touch a THP range (layout state "thp"); everything else is refused by validate
 THP_OPS = ("read", "write", "migrate", "zap", "evict")
 
@@ -205,6 +209,13 @@ def validate(sc: dict) -> dict:
                     raise ScenarioError(f"{cw}: unknown mm {cmd['mm']!r}")
             if thp.get(cmd.get("mm")):
                 _check_thp_command(cmd, thp[cmd["mm"]], cw)
+                if cmd["op"] == "zap" and any(
+                        e.get("state") == "thp-pte" and e["mm"] == cmd["mm"]
+                        and cmd["start"] < e["start"] + HPAGE_NR
+                        and e["start"] < cmd["start"] + cmd["npages"]
+                        for e in sc.get("layout", [])):
+                    raise ScenarioError(f"{cw}: a 'thp-pte' range cannot be zapped "
+                                        f"(not modelled)")
             if "device" in cmd and cmd["device"] not in devnames:
                 raise ScenarioError(f"{cw}: unknown device {cmd['device']!r}")
             for key in ("fail_alloc", "fail_isolate"):
@@ -229,7 +240,7 @@ def _check_thp_layout(sc: dict, vmas: dict) -> dict[str, list[tuple[int, int]]]:
     thp: dict[str, list[tuple[int, int]]] = {}
     layout = sc.get("layout", [])
     for j, ent in enumerate(layout):
-        if "share" in ent or ent.get("state") != "thp":
+        if "share" in ent or ent.get("state") not in THP_STATES:
             continue
         w, start = f"layout[{j}]", ent["start"]
         if ent["npages"] != HPAGE_NR:
@@ -248,7 +259,7 @@ def _check_thp_layout(sc: dict, vmas: dict) -> dict[str, list[tuple[int, int]]]:
             spans = [(ent["mm"], ent["start"])]
             if "share" in ent:
                 spans.append((ent["share"]["mm"], ent["share"]["start"]))
-            elif ent.get("state") == "thp":
+            elif ent.get("state") in THP_STATES:
                 spans = []
             for mm, s0 in spans:
                 for a, b in thp.get(mm, ()):
@@ -256,7 +267,7 @@ def _check_thp_layout(sc: dict, vmas: dict) -> dict[str, list[tuple[int, int]]]:
                         raise ScenarioError(f"layout[{j}]: overlaps the THP range "
                                             f"{mm}:{a}+{HPAGE_NR}")
     for j, ent in enumerate(layout):    # two THPs on one pmd
-        if ent.get("state") == "thp" and "share" not in ent and \
+        if ent.get("state") in THP_STATES and "share" not in ent and \
                 thp[ent["mm"]].count((ent["start"], ent["start"] + HPAGE_NR)) > 1:
             raise ScenarioError(f"layout[{j}]: overlaps the THP range "
                                 f"{ent['mm']}:{ent['start']}+{HPAGE_NR}")
@@ -342,8 +353,8 @@ def _lay_out(k: Kernel, ent: dict, j: int, default_dev: str) -> None:
                 k.expect[key] = k.expect[skey]
         return
     state = ent.get("state", "present")
-    if state == "thp":
-        _lay_out_thp(k, mm, ent, j)
+    if state in THP_STATES:
+        _lay_out_thp(k, mm, ent, j, ptes=state == "thp-pte")
         return
     for off in range(n):
         vpn = start + off
@@ -391,9 +402,11 @@ def _lay_out(k: Kernel, ent: dict, j: int, default_dev: str) -> None:
             k.set_pte(mm, vpn, (PRESENT, page, vma.writable, vma.writable))
 
 
-def _lay_out_thp(k: Kernel, mm: MM, ent: dict, j: int) -> None:
+def _lay_out_thp(k: Kernel, mm: MM, ent: dict, j: int, ptes: bool = False) -> None:
     """An anonymous THP mapped by one huge pmd: the head holds the mapping's reference
-    and the folio's mapcount, each subpage its own data."""
+    and the folio's mapcount, each subpage its own data. With ``ptes`` ("thp-pte") one
+    pte per subpage instead, each subpage holding its pte's reference and mapcount
+    (kernel/huge_memory.py: _split_pte_mapped)."""
     start = ent["start"]
     vma = mm.vma_at(start)
     head = k.alloc_thp("layout:thp")
@@ -407,7 +420,13 @@ def _lay_out_thp(k: Kernel, mm: MM, ent: dict, j: int) -> None:
         key = k.mem_key(mm, vpn)
         k.expect[key] = frozenset((value,))
         k.origin[key] = "initial"
-    mm.pmds[start] = (PRESENT, head, vma.writable, vma.writable)
+        if ptes:
+            if off:
+                k.get(page, "map", "layout:thp_pte")
+                k.set_mapcount(page, 1, "layout:thp_pte")
+            k.set_pte(mm, vpn, (PRESENT, page, vma.writable, vma.writable))
+    if not ptes:
+        mm.pmds[start] = (PRESENT, head, vma.writable, vma.writable)
 
 
 def _program(k: Kernel, actor: Actor, cmds: list[dict], built: Built, default_dev: str):

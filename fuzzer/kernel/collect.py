@@ -41,14 +41,24 @@ def _collect_pmds(k: Kernel, m: MigrateVma):
 
 
 def _collect_huge_pmd(k: Kernel, m: MigrateVma, base: int):
-    """The THP branch of migrate_vma_collect_pmd(), the same in v5.15, v5.16 and v6.1:
-    under the pmd lock recheck the pmd, take a reference, drop the lock, trylock the
-    head; split it under the lock, unlock and put. Returns True to go on with the
-    pte-level walk over the split range, False for migrate_vma_collect_skip() (src stays
-    0 for the whole range).
+    """The THP branch of migrate_vma_collect_pmd(): under the pmd lock recheck the pmd,
+    take a reference, drop the lock, trylock the head; split it under the lock, unlock
+    and put. Returns True to go on with the pte-level walk over the split range, False
+    for migrate_vma_collect_skip() (src stays 0 for the whole range).
 
-    The trylock-failure return keeps the reference just taken: nothing ever drops it (a
-    refcount leak, kernel-model.md section 4; `thp_skip_put` is the hypothetical fix)."""
+    v5.15 to 6.12.117 and mainline up to v6.18: the trylock-failure return keeps the
+    reference just taken; nothing ever drops it (a refcount leak, kernel-model.md section
+    4; `thp_skip_put` is the hypothetical fix). `thp_fault_skip` (~v6.15) adds a second
+    such return, "WARN_ON_ONCE(fault_folio == folio)", before the trylock.
+    `thp_collect_locked` (the device-private THP series, v6.19) trylocks under the pmd
+    lock and drops the reference when it fails.
+
+    Also in the kernel, not here: the huge zero pmd (split_huge_pmd, then the pte level
+    sees zero ptes; 6.1.192 skips the range if the pmd became unstable) and, after a
+    successful split, 6.1.192's pmd_none() check / 6.12.117's failing
+    pte_offset_map_lock() and "goto again" (docs/model.md says why neither changes an
+    outcome in this model)."""
+    sw = k.sw
     mm = m.mm
     yield ("collect:pmd", (mm.name, base))
     yield from k.lock_ptl(mm, "collect:pmd_lock")
@@ -60,13 +70,29 @@ def _collect_huge_pmd(k: Kernel, m: MigrateVma, base: int):
         return True
     head = pmd[1]
     k.get(head, "migrate", "collect_pmd:get_page")
-    k.unlock_ptl(mm)
-    yield ("collect_pmd:trylock", ("page", head.pfn))
-    if not k.trylock(head, "collect_pmd:trylock"):
-        k.branch("collect_pmd:trylock_fail")
-        if k.sw.thp_skip_put:
-            k.put(head, "migrate", "collect_pmd:trylock_fail")
-        return False
+    if sw.thp_collect_locked:
+        # v6.19: folio_trylock() with the pmd lock held; a lost trylock drops the
+        # reference before migrate_vma_collect_skip()
+        if not k.trylock(head, "collect_pmd:trylock_locked"):
+            k.branch("collect_pmd:trylock_locked_fail")
+            k.put(head, "migrate", "collect_pmd:trylock_locked_fail")
+            k.unlock_ptl(mm)
+            return False
+        k.unlock_ptl(mm)
+    else:
+        k.unlock_ptl(mm)
+        if sw.thp_fault_skip and head is m.fault_page:
+            # "FIXME: we don't expect THP for fault_folio": skipped with the reference
+            # held. The model's fault folio is always a device page and its THPs are
+            # system memory, so no scenario reaches this (docs/model.md).
+            k.branch("collect_pmd:fault_folio_skip")
+            return False
+        yield ("collect_pmd:trylock", ("page", head.pfn))
+        if not k.trylock(head, "collect_pmd:trylock"):
+            k.branch("collect_pmd:trylock_fail")
+            if sw.thp_skip_put:
+                k.put(head, "migrate", "collect_pmd:trylock_fail")
+            return False
     yield ("collect_pmd:split", ("page", head.pfn))
     ret = yield from split_huge_page(k, head, "collect_pmd:split")
     k.unlock(head, "collect_pmd:unlock")
@@ -77,6 +103,21 @@ def _collect_huge_pmd(k: Kernel, m: MigrateVma, base: int):
     return True
 
 
+def _anon_exclusive(page) -> bool:
+    """PageAnonExclusive, as this model can tell it: a system page of private anonymous
+    memory (no mapping, or the swap cache) mapped by exactly one pte. The kernel keeps a
+    page flag (set on a new anon page, a reused or exclusive swap-in, cleared when fork
+    shares the page); a page mapped twice is never exclusive, and the model's pages
+    mapped once are exclusive except the parent's copy after the child's COW (which the
+    kernel re-marks exclusive at its next write fault): docs/model.md."""
+    return (page.device is None and page.mapping != "shmem" and page.mapcount == 1)
+
+
+def _large(page) -> bool:
+    """folio_test_large() / PageTransCompound(): part of a THP that is mapped by ptes."""
+    return bool(page.tails) or page.head is not None
+
+
 def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
     """The pte-level part of migrate_vma_collect_pmd() over entries [lo, hi), under the
     PTL, then the TLB flush for what it unmapped."""
@@ -84,7 +125,9 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
     mm, vma = m.mm, m.vma
     yield from k.lock_ptl(mm, "collect:ptl")
     unmapped = 0
-    for i in range(lo, hi):
+    start, end = m.start + lo, m.start + hi
+    i = lo
+    while i < hi:
         vpn = m.start + i
         yield ("collect:pte", (mm.name, vpn))
         pte = mm.pte(vpn)
@@ -94,27 +137,50 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
                 k.branch("collect:hole")
                 m.src[i] = MIGRATE
                 m.cpages += 1
+            i += 1
             continue
         page = pte[1]
         if kind == DEVICE:
             if not m.select_device or page.device != m.owner:
                 k.branch("collect:device_skip")
+                i += 1
                 continue
         elif kind == PRESENT:
             if not m.select_system:
+                i += 1
                 continue
+            if _large(page) and sw.collect_split_folio:
+                # ~v6.15 (H2): drop the PTL, split the folio, "goto again"
+                split = yield from _split_folio(k, m, page.head or page, unmapped,
+                                                start, end)
+                if not split:
+                    return                   # migrate_vma_collect_skip(addr, end)
+                yield from k.lock_ptl(mm, "collect:ptl")
+                continue                     # the same address, now a small page
         else:                       # someone else's migration entry, or swap
             k.branch("collect:nonpresent_skip")
+            i += 1
+            continue
+        if _large(page):
+            # "FIXME support THP": a pte-mapped large folio is skipped (src = 0)
+            k.branch("collect:compound_skip")
+            i += 1
             continue
         mpfn = VALID | MIGRATE | (WRITE if pte[2] else 0)
         # "By getting a reference on the page we pin it and that blocks any kind of
         # migration. Side effect is that it freezes the pte."
         k.get(page, "migrate", "collect:get")
-        if sw.pfn_locked:
+        if m.fault_locked and page is m.fault_page:
+            # 1afaeb8293c9: do_swap_page already holds the fault folio's lock
+            # ("fault_folio == folio || folio_trylock(folio)")
+            k.branch("collect:fault_folio_locked")
+            m.cpages += 1
+        elif sw.pfn_locked:
             m.cpages += 1
             if not k.trylock(page, "collect:trylock"):
                 k.branch("collect:defer_lock")      # prepare will retry the trylock
                 m.src_page[i], m.src[i] = page, mpfn
+                i += 1
                 continue
             mpfn |= LOCKED
         elif sw.blocking_lock:
@@ -127,6 +193,7 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
                     k.branch("collect:pte_changed_while_sleeping")
                     k.unlock(page, "collect:pte_changed")
                     k.put(page, "migrate", "collect:pte_changed")
+                    i += 1
                     continue
             else:
                 yield from k.lock_page(page, "collect:lock_page")
@@ -136,19 +203,36 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
         else:
             k.branch("collect:trylock_fail")
             k.put(page, "migrate", "collect:trylock_fail")
+            i += 1
             continue
         yield ("collect:install_migration", (mm.name, vpn))
+        if kind == PRESENT and sw.try_share_anon and _anon_exclusive(page):
+            # 6c287605fd56: ptep_clear_flush() for an anon-exclusive page, then
+            # page_try_share_anon_rmap(), which fails for a possibly pinned page: the pte
+            # goes back and the page is left out before any migration entry exists
+            k.flush_tlb_range(mm, vpn, vpn + 1, "collect:clear_flush")
+            if page.refs.get("pin"):
+                k.branch("collect:try_share_fail")
+                m.cpages -= 1
+                if not (m.fault_locked and page is m.fault_page):
+                    k.unlock(page, "collect:try_share_fail")
+                k.put(page, "migrate", "collect:try_share_fail")
+                i += 1
+                continue
+            k.branch("collect:clear_flush")
         if kind == PRESENT and pte[3] and sw.dirty_to_page:
             page.dirty = True      # fd35ca3d12cc: the dirty bit moves to the page
-        # ptep_get_and_clear: the pte (and, before fd35ca3d12cc, its dirty bit) is gone
-        k.set_pte(mm, vpn, (MIGRATION, page, pte[2], False), "collect:install_migration")
+        # ptep_get_and_clear: the pte (and, before fd35ca3d12cc, its dirty bit) is gone;
+        # 2e3468778dbe keeps the dirty bit in the migration entry for the restore
+        dirty = kind == PRESENT and pte[3] and sw.migration_entry_dirty
+        k.set_pte(mm, vpn, (MIGRATION, page, pte[2], dirty), "collect:install_migration")
         k.map_dec(page, "collect:install_migration")
         # "This is like regular unmap: we remove the rmap and drop page refcount."
         k.put(page, "map", "collect:unmap_put")
         if kind == PRESENT:
             unmapped += 1
         m.src_page[i], m.src[i] = page, mpfn
-    start, end = m.start + lo, m.start + hi
+        i += 1
     if sw.flush_under_ptl:
         if unmapped:
             yield ("collect:flush", (mm.name, "tlb"))
@@ -161,3 +245,37 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
             yield ("collect:flush", (mm.name, "tlb"))
             k.branch("collect:flush_after_unlock")
             k.flush_tlb_range(mm, start, end, "collect:flush")
+
+
+def _split_folio(k: Kernel, m: MigrateVma, head, unmapped: int, start: int, end: int):
+    """The large-folio exit of the pte loop (mainline, ~v6.15; hypothesis H2): with the
+    PTL dropped (pte_unmap_unlock), migrate_vma_split_folio(): folio_get, a blocking
+    folio_lock (unless it is the fault folio) while the pages collected so far stay
+    locked, split_folio, unlock, put. Success: True ("goto again": the caller retakes
+    the PTL and collects the same address, now a small page). Failure: the TLB is
+    flushed for what was already unmapped, after the PTL was dropped, and the rest of
+    the range is skipped: False.
+
+    Entries cleared before this point without a flush (ptep_get_and_clear for pages
+    that are not anon-exclusive) stay in other CPUs' TLBs from the unlock until the
+    flush at the end of the walk (success) or here (failure)."""
+    mm = m.mm
+    k.unlock_ptl(mm)
+    k.branch("collect:split_folio")
+    yield ("collect:split_folio", ("page", head.pfn))
+    own = not (m.fault_locked and head is m.fault_page)
+    if own:
+        k.get(head, "migrate", "collect:split_folio_get")
+        yield from k.lock_page(head, "collect:split_folio_lock")
+    ret = yield from split_huge_page(k, head, "collect:split_folio")
+    if own:
+        k.unlock(head, "collect:split_folio_unlock")
+        k.put(head, "migrate", "collect:split_folio_put")
+    if ret:
+        k.branch("collect:split_folio_fail")
+        if unmapped:
+            yield ("collect:flush", (mm.name, "tlb"))
+            k.branch("collect:split_fail_flush_after_unlock")
+            k.flush_tlb_range(mm, start, end, "collect:flush")
+        return False
+    return True

@@ -1,6 +1,6 @@
 """migrate_vma_finalize(): restore or redirect the migration entries, unlock, put back or
 free the old and new pages; mm/migrate.c (v5.15, v5.16), mm/migrate_device.c (v6.1+:
-migrate_device_finalize).
+migrate_device_finalize; mainline: __migrate_device_finalize with the fault folio).
 """
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ from .state import Kernel
 
 def finalize(k: Kernel, m: MigrateVma):
     """migrate_vma_finalize(): restore or redirect the migration entries, unlock, and put
-    back or free the old and new pages."""
+    back or free the old and new pages.
+
+    v5.15 to v6.12 mainline: remove_migration_ptes, unlock src, putback_lru_page(src)
+    (or put a device page), then the same for dst. `finalize_lru_first` (6.1.192,
+    6.12.117, mainline): folio_add_lru(dst) before remove_migration_ptes (dst = src on
+    failure), then unlock src and folio_put(src): a migrated-away src drops its
+    isolation reference and is freed at once instead of passing through an LRU batch.
+    With the fault folio locked by do_swap_page (`dp_fault_trylock`) src stays locked."""
+    lru_first = k.sw.finalize_lru_first
     for i in range(m.npages):
         new, page = m.dst_page[i], m.src_page[i]
         if page is None:
@@ -27,15 +35,24 @@ def finalize(k: Kernel, m: MigrateVma):
                 k.put(new, "driver", "finalize:put_unused")
             new = page
             k.branch("finalize:restore")
+        if lru_first and not new.device:
+            # folio_add_lru(dst): the LRU batch's reference; the caller's (the isolation
+            # reference of src, the driver's of a new dst) is dropped below
+            k.lru_cache_add(new, "finalize:add_lru")
         yield from remove_migration_ptes(k, page, new, "finalize:remove_migration_ptes")
-        k.unlock(page, "finalize:unlock_old")
+        if not (m.fault_locked and page is m.fault_page):
+            k.unlock(page, "finalize:unlock_old")
         if page.device:
             k.put(page, "migrate", "finalize:put_old")
+        elif lru_first:
+            k.put(page, "isolate", "finalize:put_old")
         else:
             k.putback_lru_page(page, "finalize:putback_old")
         if new is not page:
             k.unlock(new, "finalize:unlock_new")
             if new.device:
+                k.put(new, "driver", "finalize:put_new")
+            elif lru_first:
                 k.put(new, "driver", "finalize:put_new")
             else:
                 k.putback_lru_page(new, "finalize:putback_new", owner="driver")

@@ -38,7 +38,10 @@ def split_huge_page(k: Kernel, head: Page, site: str):
     splitter already holds: the same outcome, a retried fault after the split).
     """
     loc = _mapped_at(k, head)
-    if loc is None or head.mapcount == 0:
+    if loc is None:
+        ret = yield from _split_pte_mapped(k, head, site)
+        return ret
+    if head.mapcount == 0:
         k.branch(site + ":unmapped")          # page_get_anon_vma() fails: -EBUSY
         return EBUSY
     mm, base = loc
@@ -67,5 +70,35 @@ def split_huge_page(k: Kernel, head: Page, site: str):
             page.dirty = True
         # the head keeps the pmd's mapping reference and mapcount for its own pte
         k.set_pte(mm, base + i, (PRESENT, page, write, False))
+    k.unlock_ptl(mm)
+    return 0
+
+
+def _split_pte_mapped(k: Kernel, head: Page, site: str):
+    """split_folio() of a THP that ptes map (layout state "thp-pte": the pmd was split
+    before, the folio not). Here each subpage carries its own pte's reference and
+    mapcount (the kernel counts them on the folio; the totals are the same), so
+    can_split_folio()'s "total mapcount == refcount - 1" (the caller's reference) is the
+    sum over the subpages. Success unmaps and remaps every pte (one step under the PTL,
+    flushed), leaving small pages that keep the references they had."""
+    subpages = (head,) + head.tails
+    maps = [(mm, vpn) for p in subpages for mm, vpn in k.rmap(p)]
+    if not maps:
+        k.branch(site + ":unmapped")
+        return EBUSY
+    mm = maps[0][0]
+    yield from k.lock_ptl(mm, site)
+    refs = sum(p.refcount for p in subpages)
+    if refs != sum(p.mapcount for p in subpages) + 1 or head.batch_cpu is not None:
+        k.branch(site + ":busy")
+        k.unlock_ptl(mm)
+        return EBUSY
+    k.branch(site + ":split_ptes")
+    for m2, vpn in maps:
+        k.flush_tlb_range(m2, vpn, vpn + 1, site)
+    head.tails = ()
+    for page in subpages[1:]:
+        page.head = None
+        page.lru = head.lru
     k.unlock_ptl(mm)
     return 0

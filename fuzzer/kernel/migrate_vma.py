@@ -33,6 +33,9 @@ class MigrateVma:
         self.dst_page: list[Page | None] = []
         self.dst: list[int] = []
         self.fail_isolate: frozenset[int] = frozenset()   # injected isolation failures
+        # the caller (do_swap_page, 1afaeb8293c9) holds fault_page's lock: collect does
+        # not trylock it, restore and finalize do not unlock it
+        self.fault_locked = False
 
 
 # The steps import the flags and MigrateVma above, so setup reaches the steps through their
@@ -49,6 +52,10 @@ def setup(k: Kernel, m: MigrateVma):
         k.branch("setup:einval")
         return EINVAL
     npages = m.end - m.start
+    # dp_fault_trylock: "fault_folio == folio || folio_trylock(folio)". Only when the
+    # fault path really holds the lock (fault.py takes it under the same switch).
+    m.fault_locked = (k.sw.dp_fault_trylock and m.fault_page is not None
+                      and m.fault_page.locked_by == k.who)
     m.src_page = [None] * npages
     m.src = [0] * npages
     m.dst_page = [None] * npages

@@ -19,7 +19,9 @@ def try_to_migrate(k: Kernel, page: Page, site: str):
                 k.flush_tlb_range(mm, vpn, vpn + 1, site)
                 if pte[3]:
                     page.dirty = True
-            k.set_pte(mm, vpn, (MIGRATION, page, pte[2], False), site)
+            # 2e3468778dbe (migration_entry_dirty): the entry keeps the dirty bit
+            dirty = pte[0] == PRESENT and pte[3] and k.sw.migration_entry_dirty
+            k.set_pte(mm, vpn, (MIGRATION, page, pte[2], dirty), site)
             k.map_dec(page, site)
             k.put(page, "map", site)
         k.unlock_ptl(mm)
@@ -27,7 +29,8 @@ def try_to_migrate(k: Kernel, page: Page, site: str):
 
 def remove_migration_ptes(k: Kernel, old: Page, new: Page, site: str, only=None):
     """remove_migration_ptes(old, new): every migration entry for ``old`` (in every mm
-    sharing it, or just ``only``) becomes a clean pte or device entry for ``new``."""
+    sharing it, or just ``only``) becomes a pte or device entry for ``new``: clean, or
+    dirty when the entry kept the dirty bit (`migration_entry_dirty`)."""
     targets = only if only is not None else k.rmap(old, (MIGRATION,))
     for mm, vpn in targets:
         yield (site, (mm.name, vpn))
@@ -37,5 +40,6 @@ def remove_migration_ptes(k: Kernel, old: Page, new: Page, site: str, only=None)
             k.get(new, "map", site)
             k.map_inc(new, site)
             kind = DEVICE if new.device else PRESENT
-            k.set_pte(mm, vpn, (kind, new, pte[2], False), site)
+            # remove_migration_pte: pte_mkdirty if the entry was dirty (2e3468778dbe)
+            k.set_pte(mm, vpn, (kind, new, pte[2], pte[3] and kind == PRESENT), site)
         k.unlock_ptl(mm)

@@ -37,9 +37,50 @@ def insert_page(k: Kernel, m: MigrateVma, i: int, page: Page):
     k.unlock_ptl(mm)
 
 
+def _free_swap(k: Kernel, page: Page) -> bool:
+    """folio_free_swap(): take a swapcache page out of the swap cache when no swap entry
+    still refers to its slot (folio_swapped() false; the model has no writeback state).
+    Drops the swap cache's reference and the slot."""
+    slot = page.swap_slot
+    if page.mapping != "swapcache" or k.swap.get(slot, (0, 0))[1] > 0:
+        k.branch("pages:free_swap_busy")
+        return False
+    if k.swapcache.get(slot) is page:
+        del k.swapcache[slot]
+    page.mapping = None
+    page.swap_slot = None
+    if slot in k.swap and k.swap[slot][1] <= 0:
+        del k.swap[slot]
+    k.put(page, "swapcache", "pages:free_swap")
+    return True
+
+
+def _migrate_mapping_stale(k: Kernel, page: Page, new: Page) -> None:
+    """__folio_migrate_mapping() given a mapping (the swap cache's) that the folio no
+    longer has: the count check already passed, so it goes on as for a cache page. The
+    new folio gets the cache's reference ("folio_ref_add(newfolio, nr)") and is stored
+    in the swap cache's xarray at folio_index(folio) (for a folio out of the swap cache:
+    its anon index, not a swap offset); the old folio is unfrozen to its expected count
+    minus the cache reference it no longer holds: to 0, while the migration still holds
+    it isolated and locked. Its holders' next put_page underflows."""
+    k.branch("pages:migrate_mapping_stale")
+    k.get(new, "swap_xarray", "pages:migrate_mapping_stale")
+    # folio_ref_unfreeze(folio, expected_count - nr): one reference gone without a put
+    owner = max((o for o in page.refs if page.refs[o]), key=lambda o: len(page.refs[o]))
+    page.refs[owner].pop()
+    page.refcount -= 1
+    k._audit("pages:migrate_mapping_stale", page, "-" + owner + "(unfreeze)")
+
+
 def pages(k: Kernel, m: MigrateVma):
     """migrate_vma_pages(): move each page's identity to its destination (the driver has
-    copied the data); the identity move needs an exact reference count."""
+    copied the data); the identity move needs an exact reference count.
+
+    A page with a mapping (swapcache) bound for device memory is refused, or from 6.12
+    (`free_swap_to_device`) taken out of the swap cache first; 6.12.117 then reads the
+    mapping again (`refresh_mapping`), the mainline text does not (H3): the stale
+    mapping reaches folio_migrate_mapping, whose expected count, since 86ebd50224c0
+    (`expected_ref_count`), no longer depends on it and passes."""
     sw = k.sw
     for i in range(m.npages):
         new, page = m.dst_page[i], m.src_page[i]
@@ -52,19 +93,31 @@ def pages(k: Kernel, m: MigrateVma):
             continue
         if not m.src[i] & MIGRATE:
             continue
-        if new.device and page.mapping is not None:
+        mapping = page.mapping              # "mapping = folio_mapping(folio)"
+        if new.device and mapping is not None:
             # "For now only support private anonymous when migrating to un-addressable
-            # device memory."
-            k.branch("pages:mapping_to_device")
-            m.src[i] &= ~MIGRATE
-            continue
-        if page.mapping is not None:
+            # device memory." (+ from 6.12: "Try to get rid of swap cache if possible.")
+            if not (sw.free_swap_to_device and mapping == "swapcache"
+                    and _free_swap(k, page)):
+                k.branch("pages:mapping_to_device")
+                m.src[i] &= ~MIGRATE
+                continue
+            k.branch("pages:free_swap")
+            if sw.refresh_mapping:
+                mapping = page.mapping      # None now
+        elif mapping is not None:
             # a swapcache/file page to system memory: not reachable with this driver
             k.branch("pages:mapping_unsupported")
             m.src[i] &= ~MIGRATE
             continue
         yield ("pages:move", ("page", page.pfn))
-        expected = 1
+        if sw.expected_ref_count:
+            # folio_expected_ref_count(folio) + extra_count + 1: the swapcache flag and
+            # the mapcount (0 here: the page is unmapped), whatever mapping was passed
+            expected = 1 + (page.mapping == "swapcache") + page.mapcount
+        else:
+            # folio_expected_refs(mapping, folio): 1, + 1 for a mapping
+            expected = 1 + (mapping is not None)
         if page.device and not sw.dp_idle_zero:
             expected += 1                   # ZONE_DEVICE pages' extra reference
         if sw.dp_fault_pins and page is m.fault_page:
@@ -74,5 +127,7 @@ def pages(k: Kernel, m: MigrateVma):
             m.src[i] &= ~MIGRATE
             continue
         k.branch("pages:moved")
+        if mapping is not None and page.mapping is None:
+            _migrate_mapping_stale(k, page, new)
         if page.dirty:
             new.dirty = True

@@ -121,7 +121,8 @@ def _restore_loop(k: Kernel, m: MigrateVma, restore: int, site: str, putback: bo
         only = [(m.mm, m.start + i)] if one_address else None
         yield from remove_migration_ptes(k, page, page, site, only)
         m.src[i], m.src_page[i] = 0, None
-        k.unlock(page, site)
+        if not (m.fault_locked and page is m.fault_page):
+            k.unlock(page, site)      # "if (fault_folio != folio) folio_unlock(folio)"
         if putback and not page.device:
             k.putback_lru_page(page, site)
         else:

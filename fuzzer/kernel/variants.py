@@ -47,6 +47,42 @@ class Switches:
     # ... and waits for the device folio's lock instead of spinning, so a CPU stuck in the
     # fault no longer starves lru_add_drain_all's per-CPU work (b570f37a2ce4, 2026).
     dp_fault_waits: bool = False
+    # collect clears an anon-exclusive pte with ptep_clear_flush (a flush of that address
+    # under the PTL) and, when page_try_share_anon_rmap fails (the page may be GUP-pinned),
+    # puts the pte back and refuses the page: a pinned exclusive page never gets a
+    # migration entry (6c287605fd56, v5.19, "remember exclusively mapped anonymous pages
+    # with PG_anon_exclusive").
+    try_share_anon: bool = False
+    # migration entries carry the pte's dirty (and young) bit and remove_migration_pte puts
+    # it back on the restored pte (2e3468778dbe, v6.1, "remember young/dirty bit for page
+    # migrations"); without it a restored pte is clean.
+    migration_entry_dirty: bool = False
+    # finalize puts dst on the LRU (folio_add_lru) before remove_migration_ptes and drops
+    # src with folio_put, so a migrated-away src is freed instead of going through the LRU
+    # (v6.13 "don't add folio to be freed to LRU in migrate_device_finalize()"; in 6.1.192's
+    # and 6.12.117's source as a stable backport).
+    finalize_lru_first: bool = False
+    # migrate_vma_pages: a swapcache anon page bound for device memory is taken out of the
+    # swap cache with folio_free_swap() instead of being refused (6.12.117 and mainline).
+    free_swap_to_device: bool = False
+    # ... and the mapping is read again after folio_free_swap() (6.12.117's source, a
+    # stable fix; not in the mainline text the `mainline` preset follows: H3).
+    refresh_mapping: bool = False
+    # folio_migrate_mapping's expected count comes from folio_expected_ref_count() (the
+    # folio's own swapcache flag) plus 1, not from the mapping argument
+    # (86ebd50224c0, v6.16, backported to 6.12.y).
+    expected_ref_count: bool = False
+    # collect's pte loop splits a pte-mapped large folio itself: pte_unmap_unlock,
+    # migrate_vma_split_folio (folio_get + a blocking folio_lock + split_folio), then
+    # "goto again"; on failure the TLB is flushed only after the PTL was dropped
+    # (~v6.15; hypothesis H2).
+    collect_split_folio: bool = False
+    # collect's THP branch: "if (WARN_ON_ONCE(fault_folio == folio)) return
+    # migrate_vma_collect_skip()" after folio_get, keeping the reference (~v6.15).
+    thp_fault_skip: bool = False
+    # the device-private THP series (v6.19): the THP branch trylocks the folio under the
+    # pmd lock and drops its reference when the trylock fails (the 6.1-6.18 leak gone).
+    thp_collect_locked: bool = False
 
     def as_dict(self) -> dict[str, bool]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -70,12 +106,48 @@ SWITCH_DOCS: dict[str, str] = {
                         "failure (1afaeb8293c9)",
     "dp_fault_waits": "device-private fault waits for the folio lock instead of spinning "
                       "(b570f37a2ce4)",
+    "try_share_anon": "collect flushes an anon-exclusive pte and refuses a pinned page "
+                      "(page_try_share_anon_rmap, 6c287605fd56)",
+    "migration_entry_dirty": "migration entries carry the pte dirty bit back to the "
+                             "restored pte (2e3468778dbe)",
+    "finalize_lru_first": "finalize: folio_add_lru(dst) before remove_migration_ptes, "
+                          "folio_put(src) (v6.13, stable backport)",
+    "free_swap_to_device": "pages: folio_free_swap() a swapcache page bound for the device "
+                           "instead of refusing it",
+    "refresh_mapping": "pages: mapping read again after folio_free_swap() (fix of H3)",
+    "expected_ref_count": "folio_migrate_mapping counts via folio_expected_ref_count() "
+                          "(86ebd50224c0)",
+    "collect_split_folio": "collect splits a pte-mapped large folio after dropping the PTL "
+                           "(migrate_vma_split_folio, ~v6.15; H2)",
+    "thp_fault_skip": "collect's THP branch skips the fault folio with its reference held "
+                      "(WARN_ON_ONCE, ~v6.15)",
+    "thp_collect_locked": "collect's THP branch trylocks under the pmd lock and drops the "
+                          "reference on failure (device-private THP series, v6.19)",
 }
 
 _V515 = Switches(pfn_locked=True)
 _V516 = Switches()
 _V61 = Switches(flush_under_ptl=True, dirty_to_page=True, wait_takes_ref=False,
                 dp_fault_pins=True, dp_check_refs=True, dp_idle_zero=True)
+# 6.1.192 (Debian's linux-source-6.1): v6.1 plus what the source check found in it:
+# collect's anon-exclusive flush and try-share refusal, dirty bits through migration
+# entries, and finalize's LRU-first order (a stable backport). Read function by function
+# in mm/migrate_device.c, mm/rmap.c (try_to_migrate_one, remove_migration_pte) and
+# mm/memory.c (do_swap_page) of that tree.
+_V6_1_192 = replace(_V61, try_share_anon=True, migration_entry_dirty=True,
+                    finalize_lru_first=True)
+# 6.12.117 (Debian's linux-source-6.12): 6.1.192 plus folio_free_swap for swapcache pages
+# bound for the device, with the mapping refreshed after it (mm/migrate_device.c:725-745),
+# and folio_expected_ref_count() in folio_migrate_mapping (mm/migrate.c:643).
+_V6_12_117 = replace(_V6_1_192, free_swap_to_device=True, refresh_mapping=True,
+                     expected_ref_count=True)
+# mainline: torvalds/linux mm/migrate_device.c at 022a12deda53 (the code index's copy:
+# page_pgmap(), migrate_vma_split_folio, migrate_device_pfns, the fault_folio handling of
+# 1afaeb8293c9 and folio_expected_ref_count(): v6.16-era text, mid-2025). It predates the
+# device-private THP series (v6.19) and b570f37a2ce4 (2026), and does not refresh the
+# mapping after folio_free_swap() (H3).
+_MAINLINE = replace(_V6_12_117, refresh_mapping=False, collect_split_folio=True,
+                    thp_fault_skip=True, dp_fault_trylock=True)
 
 # name -> (switches, description); the description does not repeat the name (listings print
 # "name: description")
@@ -90,6 +162,18 @@ VARIANTS: dict[str, tuple[Switches, str]] = {
     "v5.16": (_V516, "v5.15 with the seed patch (ab09243aa95a) applied, nothing else"),
     "v6.1": (_V61, "dirty bit to the page, flush under the PTL, waiters take no "
                    "reference, DP fault pins the page and passes fault_page"),
+    "6.1.192": (_V6_1_192, "source: Debian linux-source-6.1 (6.1.192-3), checked function "
+                           "by function; v6.1 plus collect's anon-exclusive flush and "
+                           "pinned-page refusal, dirty bits through migration entries, "
+                           "finalize's LRU-first order"),
+    "6.12.117": (_V6_12_117, "source: Debian linux-source-6.12 (6.12.117-1~deb12u1); "
+                             "6.1.192 plus folio_free_swap for swapcache pages bound for "
+                             "the device (mapping refreshed) and folio_expected_ref_count"),
+    "mainline": (_MAINLINE, "source: torvalds/linux mm/migrate_device.c at 022a12deda53 "
+                            "(v6.16-era, 2025) as stored in the code index; 6.12.117 plus "
+                            "migrate_vma_split_folio in collect (H2), the fault folio "
+                            "locked by do_swap_page (1afaeb8293c9), the THP fault-folio "
+                            "skip; mapping not refreshed after folio_free_swap (H3)"),
     "blocking-lock": (replace(_V61, blocking_lock=True),
                       "v6.1 with pages locked by a blocking lock_page in address order"),
 }
