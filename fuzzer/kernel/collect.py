@@ -150,7 +150,7 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
                 i += 1
                 continue
             if _large(page) and sw.collect_split_folio:
-                # ~v6.15 (H2): drop the PTL, split the folio, "goto again"
+                # late 2025 (H2): drop the PTL, split the folio, "goto again"
                 split = yield from _split_folio(k, m, page.head or page, unmapped,
                                                 start, end)
                 if not split:
@@ -248,7 +248,7 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
 
 
 def _split_folio(k: Kernel, m: MigrateVma, head, unmapped: int, start: int, end: int):
-    """The large-folio exit of the pte loop (mainline, ~v6.15; hypothesis H2): with the
+    """The large-folio exit of the pte loop (mainline, late 2025; H2): with the
     PTL dropped (pte_unmap_unlock), migrate_vma_split_folio(): folio_get, a blocking
     folio_lock (unless it is the fault folio) while the pages collected so far stay
     locked, split_folio, unlock, put. Success: True ("goto again": the caller retakes

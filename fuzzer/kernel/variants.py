@@ -75,7 +75,7 @@ class Switches:
     # collect's pte loop splits a pte-mapped large folio itself: pte_unmap_unlock,
     # migrate_vma_split_folio (folio_get + a blocking folio_lock + split_folio), then
     # "goto again"; on failure the TLB is flushed only after the PTL was dropped
-    # (~v6.15; hypothesis H2).
+    # (device-private THP series, late 2025; hypothesis H2).
     collect_split_folio: bool = False
     # collect's THP branch: "if (WARN_ON_ONCE(fault_folio == folio)) return
     # migrate_vma_collect_skip()" after folio_get, keeping the reference (~v6.15).
@@ -118,7 +118,7 @@ SWITCH_DOCS: dict[str, str] = {
     "expected_ref_count": "folio_migrate_mapping counts via folio_expected_ref_count() "
                           "(86ebd50224c0)",
     "collect_split_folio": "collect splits a pte-mapped large folio after dropping the PTL "
-                           "(migrate_vma_split_folio, ~v6.15; H2)",
+                           "(migrate_vma_split_folio, late 2025; H2)",
     "thp_fault_skip": "collect's THP branch skips the fault folio with its reference held "
                       "(WARN_ON_ONCE, ~v6.15)",
     "thp_collect_locked": "collect's THP branch trylocks under the pmd lock and drops the "
@@ -137,15 +137,17 @@ _V61 = Switches(flush_under_ptl=True, dirty_to_page=True, wait_takes_ref=False,
 _V6_1_192 = replace(_V61, try_share_anon=True, migration_entry_dirty=True,
                     finalize_lru_first=True)
 # 6.12.117 (Debian's linux-source-6.12): 6.1.192 plus folio_free_swap for swapcache pages
-# bound for the device, with the mapping refreshed after it (mm/migrate_device.c:725-745),
+# bound for the device, with the mapping refreshed after it (mm/migrate_device.c:745-754),
 # and folio_expected_ref_count() in folio_migrate_mapping (mm/migrate.c:643).
 _V6_12_117 = replace(_V6_1_192, free_swap_to_device=True, refresh_mapping=True,
                      expected_ref_count=True)
-# mainline: torvalds/linux mm/migrate_device.c at 022a12deda53 (the code index's copy:
-# page_pgmap(), migrate_vma_split_folio, migrate_device_pfns, the fault_folio handling of
-# 1afaeb8293c9 and folio_expected_ref_count(): v6.16-era text, mid-2025). It predates the
-# device-private THP series (v6.19) and b570f37a2ce4 (2026), and does not refresh the
-# mapping after folio_free_swap() (H3).
+# mainline: torvalds/linux mm/migrate_device.c at 022a12deda53 (the code index's copy):
+# page_pgmap(), migrate_device_pfns, the fault_folio handling of 1afaeb8293c9,
+# folio_expected_ref_count() (v6.16) and migrate_vma_split_folio in the pte loop (patch
+# 06/16 of Balbir Singh's device-private THP series, "handle partially mapped folios
+# during collection", v7 posted 2025-10-01), but not yet that series' pmd-level collect
+# (migrate_vma_collect_huge_pmd) nor b570f37a2ce4 (2026): late-2025 text. It does not
+# refresh the mapping after folio_free_swap() (H3).
 _MAINLINE = replace(_V6_12_117, refresh_mapping=False, collect_split_folio=True,
                     thp_fault_skip=True, dp_fault_trylock=True)
 
@@ -170,7 +172,7 @@ VARIANTS: dict[str, tuple[Switches, str]] = {
                              "6.1.192 plus folio_free_swap for swapcache pages bound for "
                              "the device (mapping refreshed) and folio_expected_ref_count"),
     "mainline": (_MAINLINE, "source: torvalds/linux mm/migrate_device.c at 022a12deda53 "
-                            "(v6.16-era, 2025) as stored in the code index; 6.12.117 plus "
+                            "(late 2025) as stored in the code index; 6.12.117 plus "
                             "migrate_vma_split_folio in collect (H2), the fault folio "
                             "locked by do_swap_page (1afaeb8293c9), the THP fault-folio "
                             "skip; mapping not refreshed after folio_free_swap (H3)"),
