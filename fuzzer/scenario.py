@@ -6,7 +6,7 @@ A scenario is a JSON-able dict. ``validate`` checks it strictly (one clear line 
 """
 from __future__ import annotations
 
-from .kernel import compaction, driver, fault, fork, gup, reclaim, zap
+from .kernel import compaction, driver, fault, fork, gup, hmm, migrate_device_pfn, reclaim, zap
 from .findings import Finding
 from .scheduler.controlled import Actor
 from .kernel.state import DEVICE, HPAGE_NR, PRESENT, SWAP, ZERO, Kernel, MM, Vma
@@ -23,8 +23,14 @@ MAX_DESCRIPTION = 4000
 OPS = {
     # op: (required keys, optional keys)
     "migrate": ({"mm", "start", "npages"},
-                {"device", "fail_alloc", "fail_isolate", "bad_args", "expect"}),
+                {"device", "fail_alloc", "fail_isolate", "bad_args", "expect",
+                 "select_device"}),
     "evict": (set(), {"device"}),
+    # migrate_device_range over every pfn of the device (dmirror_device_evict_chunk)
+    "evict_pfns": (set(), {"device"}),
+    # hmm_range_fault over a range (dmirror_range_fault); "device": the caller's
+    # dev_private_owner, whose device-private pages are not faulted
+    "hmm_fault": ({"mm", "start", "npages"}, {"write", "device"}),
     "read": ({"mm", "start", "npages"}, {"repeat"}),
     "write": ({"mm", "start", "npages"}, {"value", "repeat"}),
     "zap": ({"mm", "start", "npages"}, set()),
@@ -223,6 +229,9 @@ def validate(sc: dict) -> dict:
                         isinstance(x, int) and not isinstance(x, bool) and x >= 0
                         for x in cmd[key])):
                     raise ScenarioError(f"{cw}: {key!r} must be a list of page offsets")
+            for key in ("select_device", "write"):
+                if key in cmd and not isinstance(cmd[key], bool):
+                    raise ScenarioError(f"{cw}: {key!r} must be true or false")
             if "repeat" in cmd:
                 _int(cmd, "repeat", cw, 1, 64)
             if "value" in cmd:
@@ -323,6 +332,8 @@ def build(sc: dict, sw: Switches) -> Built:
         actor = Actor(i, a["name"], a.get("cpu", i), k)
         actor.gen = _program(k, actor, a["program"], built, default_dev)
         built.actors.append(actor)
+    # lru_add_drain_all's per-CPU work asks which actors run on a CPU (kernel/lru.py)
+    k.actors = tuple(built.actors)
     return built
 
 
@@ -450,7 +461,8 @@ def _program(k: Kernel, actor: Actor, cmds: list[dict], built: Built, default_de
         elif op == "migrate":
             ret, migrated = yield from driver.migrate_to_device(
                 k, mm, start, end, cmd.get("device", default_dev), cmd.get("fail_alloc", ()),
-                cmd.get("fail_isolate", ()), cmd.get("bad_args", False))
+                cmd.get("fail_isolate", ()), cmd.get("bad_args", False),
+                **({"select_device": True} if cmd.get("select_device") else {}))
             built.requested += end - start
             built.migrated += migrated
             exp = cmd.get("expect")
@@ -464,6 +476,11 @@ def _program(k: Kernel, actor: Actor, cmds: list[dict], built: Built, default_de
                                  actor=actor.name, command=q)
         elif op == "evict":
             yield from driver.evict_device(k, cmd.get("device", default_dev))
+        elif op == "evict_pfns":
+            yield from migrate_device_pfn.evict_chunk(k, cmd.get("device", default_dev))
+        elif op == "hmm_fault":
+            yield from hmm.hmm_range_fault(k, actor, mm, start, end, cmd.get("write", False),
+                                           cmd.get("device"))
         elif op == "zap":
             yield from zap.zap(k, mm, start, end)
         elif op == "fork":

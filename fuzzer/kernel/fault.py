@@ -9,7 +9,7 @@ v6.1). kernel-model.md section 3.
 from __future__ import annotations
 
 from .driver import devmem_fault
-from .state import DEVICE, MIGRATION, MM, NONE, PRESENT, SWAP, ZERO, Kernel
+from .state import DEVICE, MIGRATION, MM, NONE, PRESENT, SWAP, ZERO, Kernel, Wait
 
 
 def check_read(k: Kernel, key: tuple, value: int, site: str, stale: bool = False) -> None:
@@ -98,16 +98,30 @@ def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):
 
 
 def handle_fault(k: Kernel, actor, mm: MM, vpn: int, write: bool):
-    """handle_mm_fault under the mmap read lock. Returns False for SIGSEGV; True means
-    'retry the access'."""
+    """handle_mm_fault under the mmap read lock, for a user access (and GUP). Returns False
+    for SIGSEGV; True means 'retry the access'. A device-private fault that lost its
+    trylock returns to user space and refaults until the folio is unlocked: a spin, but
+    a preemptible one (the return to user space is a schedule point; GUP's loop has its
+    cond_resched)."""
     yield ("fault:mmap_lock", ("mmap", mm.name))
     yield from k.mmap_read_lock(mm, "fault:mmap_lock")
+    ok, spin = yield from handle_mm_fault(k, actor, mm, vpn, write)
+    k.mmap_read_unlock(mm)
+    if spin is not None:
+        yield from spin_retry(k, actor, spin, preemptible=True)
+    return ok
+
+
+def handle_mm_fault(k: Kernel, actor, mm: MM, vpn: int, write: bool):
+    """handle_mm_fault -> handle_pte_fault with the mmap lock held by the caller. Returns
+    (ok, spin): ok False for SIGSEGV; spin, when not None, is what a failed device-private
+    trylock read (page, mm, vpn, pte): the caller retries until it changes."""
     vma = mm.vma_at(vpn)
     if vma is None or vma.prot == "none" or (write and not vma.writable):
-        k.mmap_read_unlock(mm)
-        return False
+        return False, None
     orig = mm.pte(vpn)                # vmf->orig_pte, read without the PTL
     kind = orig[0]
+    spin = None
     if kind == NONE:
         if vma.shared:
             yield from shmem_fault(k, mm, vpn)
@@ -121,9 +135,29 @@ def handle_fault(k: Kernel, actor, mm: MM, vpn: int, write: bool):
     elif kind == MIGRATION:
         yield from migration_entry_wait(k, mm, vpn)
     elif kind == DEVICE:
-        yield from device_private_fault(k, mm, vpn, orig)
-    k.mmap_read_unlock(mm)
-    return True
+        spin = yield from device_private_fault(k, mm, vpn, orig)
+    return True, spin
+
+
+def spin_retry(k: Kernel, actor, spin: tuple, preemptible: bool):
+    """The fault retried after a failed device-private trylock (1afaeb8293c9 without
+    b570f37a2ce4): every retry finds the same locked folio behind the same pte until the
+    holder unlocks it or the pte changes. The model does not run those identical retries
+    one by one (an unfair schedule could run them forever while the holder waits to be
+    picked: a hang no kernel has); the actor waits for the change instead, registered
+    as spinning, so the CPU counts as busy when the spin has no schedule point
+    (``preemptible`` False: hmm_range_fault's walk) and a stall with it is a livelock."""
+    page, mm, vpn, orig = spin
+
+    def changed() -> bool:
+        return page.locked_by is None or mm.pte(vpn) != orig
+
+    if changed():
+        return
+    k.spin(actor, "fault:dp_trylock_spin", preemptible)
+    yield Wait("fault:dp_trylock_spin", ("page", page.pfn), changed,
+               lambda: [page.locked_by], "page lock (trylock retried without sleeping)")
+    k.unspin(actor)
 
 
 def do_anonymous_page(k: Kernel, mm: MM, vpn: int, write: bool):
@@ -299,19 +333,47 @@ def migration_entry_wait(k: Kernel, mm: MM, vpn: int):
 
 
 def device_private_fault(k: Kernel, mm: MM, vpn: int, orig: tuple):
-    """do_swap_page on a device-private entry: call the driver's migrate_to_ram."""
+    """do_swap_page on a device-private entry: call the driver's migrate_to_ram.
+
+    Up to v6.0 with no reference, lock or PTL; from v6.1 (dp_fault_pins) the pte is
+    rechecked under the PTL and a reference pins the page; from 1afaeb8293c9
+    (dp_fault_trylock, ~v6.15) the folio is also trylocked under the PTL ("if
+    (trylock_page(vmf->page))": lock, then get_page, drop the PTL, migrate_to_ram,
+    unlock_page, put_page). A failed trylock drops the PTL and returns 0, so the fault is
+    retried at once (returned to the caller as the spin to retry); with b570f37a2ce4
+    (dp_fault_waits) it sleeps in softleaf_entry_wait_on_locked instead: queued on the
+    folio under the PTL, which it drops, with no reference. Returns None or the spin."""
     page = orig[1]
     gen = page.gen
-    if not k.sw.dp_fault_pins:
+    sw = k.sw
+    if not sw.dp_fault_pins and not sw.dp_fault_trylock:
         # up to v6.0: no reference, no lock, no PTL while the callback runs
         yield from devmem_fault(k, mm, vpn, page, gen, None)
-        return
+        return None
     yield from k.lock_ptl(mm, "fault:dp_recheck")
     if mm.pte(vpn) != orig:
         k.branch("fault:dp_raced")
         k.unlock_ptl(mm)
-        return
-    k.get(page, "fault", "fault:dp_pin")
+        return None
+    if not sw.dp_fault_trylock:
+        k.get(page, "fault", "fault:dp_pin")
+        k.unlock_ptl(mm)
+        yield from devmem_fault(k, mm, vpn, page, gen, page)
+        k.put(page, "fault", "fault:dp_unpin")
+        return None
+    if k.trylock(page, "fault:dp_trylock"):
+        k.get(page, "fault", "fault:dp_pin")
+        k.unlock_ptl(mm)
+        yield from devmem_fault(k, mm, vpn, page, gen, page)
+        yield ("fault:dp_unlock", ("page", page.pfn))
+        k.unlock(page, "fault:dp_unlock")
+        k.put(page, "fault", "fault:dp_unpin")
+        return None
+    if sw.dp_fault_waits:
+        k.unlock_ptl(mm)
+        k.branch("fault:dp_wait_locked")
+        yield from k.wait_unlocked(page, "fault:dp_wait_locked")
+        return None
     k.unlock_ptl(mm)
-    yield from devmem_fault(k, mm, vpn, page, gen, page)
-    k.put(page, "fault", "fault:dp_unpin")
+    k.branch("fault:dp_trylock_fail")
+    return (page, mm, vpn, orig)

@@ -37,7 +37,8 @@ def _isolate(k: Kernel, m: MigrateVma, i: int, page: Page, allow_drain: bool,
     (shared by prepare before the seed patch and unmap after it). Returns (isolated,
     allow_drain)."""
     if not page.lru and allow_drain:
-        k.lru_add_drain_all()
+        # per-CPU work: waits while another CPU cannot run it (kernel/lru.py)
+        yield from k.lru_add_drain_all_work(phase + ":lru_add_drain_all")
         allow_drain = False
     if i not in m.fail_isolate and k.isolate_lru_page(page, phase + ":isolate"):
         return True, allow_drain
@@ -73,7 +74,7 @@ def prepare(k: Kernel, m: MigrateVma):
             remap = False
             m.src[i] |= LOCKED
         if not page.device:
-            isolated, allow_drain = _isolate(k, m, i, page, allow_drain, "prepare")
+            isolated, allow_drain = yield from _isolate(k, m, i, page, allow_drain, "prepare")
             if not isolated:
                 if remap:
                     m.src[i] &= ~MIGRATE
@@ -166,7 +167,7 @@ def unmap(k: Kernel, m: MigrateVma):
             continue
         yield ("unmap:page", ("page", page.pfn))
         if not page.device:
-            isolated, allow_drain = _isolate(k, m, i, page, allow_drain, "unmap")
+            isolated, allow_drain = yield from _isolate(k, m, i, page, allow_drain, "unmap")
             if not isolated:
                 m.src[i] &= ~MIGRATE
                 m.cpages -= 1

@@ -108,8 +108,14 @@ def run(kernel: Kernel, actors: list[Actor], strategy: Strategy, max_steps: int)
         if waiting:
             enabled = [a for a in live if a.wait is None or a.wait.ready()]
             if not enabled:
-                st.deadlocked = True
                 st.blocked = [(a, a.wait) for a in live]
+                # an actor that retries a failed trylock is running, not asleep: with no
+                # one able to change what it waits for it spins forever (a livelock, the
+                # kernel's soft lockup), reported as a hang rather than a deadlock
+                if any(kernel.spinning(a.name) for a in live):
+                    st.hung = True
+                else:
+                    st.deadlocked = True
                 break
             enabled_idx = tuple(a.index for a in enabled)
         else:
