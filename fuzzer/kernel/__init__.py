@@ -18,8 +18,9 @@ page lock                          page_lock.py          mm/filemap.c (folio_loc
 page-table lock, mmap lock         locks.py              include/linux/mm.h (pte_lockptr),
                                                          include/linux/mmap_lock.h
 TLB shootdown                      tlb.py                arch/x86/mm/tlb.c (flush_tlb_range)
-LRU and per-CPU add batches        lru.py                mm/swap.c (folio_add_lru,
-                                                         lru_add_drain), mm/vmscan.c
+LRU, per-CPU add batches and       lru.py                mm/swap.c (folio_add_lru,
+  lru_add_drain_all's per-CPU work                       lru_add_drain,
+                                                         __lru_add_drain_all), mm/vmscan.c
                                                          (folio_isolate_lru)
 swap slots                         swap.py               mm/swapfile.c
 mapcount, rmap walk, audit log     rmap.py               mm/rmap.c
@@ -41,6 +42,11 @@ migrate_vma: pages (the move)      move.py               mm/migrate_device.c
                                                          migrate_vma_insert_page)
 migrate_vma: finalize              finalize.py           mm/migrate_device.c
                                                          (migrate_vma_finalize)
+migration by pfn (no vma walk)     migrate_device_pfn.py mm/migrate_device.c
+                                                         (migrate_device_range), lib/test_hmm.c
+                                                         (dmirror_device_evict_chunk)
+hmm_range_fault (a driver's fault) hmm.py                mm/hmm.c (hmm_range_fault,
+                                                         hmm_vma_handle_pte)
 CPU access and page faults         fault.py              mm/memory.c (handle_pte_fault,
                                                          do_anonymous_page, do_wp_page,
                                                          do_swap_page), mm/shmem.c,
