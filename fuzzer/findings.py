@@ -12,8 +12,13 @@ from dataclasses import dataclass, field
 KINDS = (
     "DEADLOCK", "LOCK_LEAK", "REFCOUNT_LEAK", "REFCOUNT_UNDERFLOW", "USE_AFTER_FREE",
     "LOST_WRITE", "STALE_MIGRATION_ENTRY", "LRU_LEAK", "HANG", "UNEXPECTED_RESULT",
-    "POTENTIAL_DEADLOCK", "BAD_UNLOCK", "MODEL_ERROR", "BAD_MAPCOUNT",
+    "POTENTIAL_DEADLOCK", "BAD_UNLOCK", "MODEL_ERROR", "BAD_MAPCOUNT", "VM_BUG_ON",
+    "ASSERTION",
 )
+# VM_BUG_ON: a check the kernel itself makes at that point (VM_BUG_ON_PAGE/FOLIO, BUG_ON,
+# lockdep_assert_held); a CONFIG_DEBUG_VM kernel would stop there. ASSERTION: a rule the
+# kernel's code implies but does not check (a restore restores every pte it cleared, a
+# pinned page is never migrated, 60bae7370896's flush-before-unlock).
 
 
 @dataclass
@@ -34,6 +39,18 @@ class Finding:
                 "sites": list(self.sites), "step": self.step, "detail": self.detail}
 
 
+class KernelBug(Exception):
+    """A fatal assertion: the execution ends at the first one, as a kernel booted with
+    panic_on_warn=1 (syzkaller's setting) stops at its first BUG or WARN, so what follows
+    from the broken rule is not reported as findings of its own (one root cause, one
+    bucket). Raised from inside a step; the scheduler stops the run and ``model_error``
+    turns it back into its finding."""
+
+    def __init__(self, finding: "Finding"):
+        super().__init__(finding.title)
+        self.finding = finding
+
+
 _PKG = __file__.rsplit("/", 1)[0] + "/"     # this package's directory
 
 
@@ -43,6 +60,8 @@ def model_error(exc: BaseException, step: int) -> Finding:
     same step. The signature is the exception type and the innermost model function it
     came from (not the message, which names pages; not line numbers, which move with
     every edit), so one broken rule is one bucket."""
+    if isinstance(exc, KernelBug):
+        return exc.finding
     import traceback
     frames = traceback.extract_tb(exc.__traceback__)
     ours = [f for f in frames if f.filename.startswith(_PKG)] or frames

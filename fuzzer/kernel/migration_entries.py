@@ -30,16 +30,33 @@ def try_to_migrate(k: Kernel, page: Page, site: str):
 def remove_migration_ptes(k: Kernel, old: Page, new: Page, site: str, only=None):
     """remove_migration_ptes(old, new): every migration entry for ``old`` (in every mm
     sharing it, or just ``only``) becomes a pte or device entry for ``new``: clean, or
-    dirty when the entry kept the dirty bit (`migration_entry_dirty`)."""
+    dirty when the entry kept the dirty bit (`migration_entry_dirty`).
+
+    The rules checked here: with ``new`` another page this is the move's commit (the
+    process sees ``new`` from now on), so the move's rules hold (Kernel.assert_move);
+    each pte it maps adds ``new``'s rmap, which page_add_anon_rmap does only on a locked
+    page (VM_BUG_ON_PAGE(!PageLocked)); and a restore (``new`` is ``old``) restores every
+    pte it cleared, so no migration entry for the page is left behind."""
+    if new is not old:
+        k.assert_move(old, new, site)
+        k.moved[old.pfn] = (new, site)
     targets = only if only is not None else k.rmap(old, (MIGRATION,))
     for mm, vpn in targets:
         yield (site, (mm.name, vpn))
         yield from k.lock_ptl(mm, site)
         pte = mm.pte(vpn)
         if pte[0] == MIGRATION and pte[1] is old:
+            k.assert_locked(new, "remove_migration_ptes", site)
             k.get(new, "map", site)
             k.map_inc(new, site)
             kind = DEVICE if new.device else PRESENT
             # remove_migration_pte: pte_mkdirty if the entry was dirty (2e3468778dbe)
             k.set_pte(mm, vpn, (kind, new, pte[2], pte[3] and kind == PRESENT), site)
         k.unlock_ptl(mm)
+    if new is old:
+        left = k.migration_entry_of(old)
+        if left is not None:
+            mm, vpn, msite = left
+            k.bug("ASSERTION", f"ASSERTION: restore at {site} left a migration entry "
+                  f"(installed at {msite}) for the page it restores",
+                  ("restore-incomplete", site), pfn=old.pfn, address=[mm.name, vpn])

@@ -41,6 +41,19 @@ class PageLock:
         self._set_lock(page, site)
 
     def unlock(self, page: Page, site: str) -> None:
+        if self.cur is not None and page.locked_by is not None and self.mms:
+            ent = self.migration_entry_of(page)
+            if ent is not None:
+                # "Any use of migration entries may only occur while the corresponding
+                # page is locked" (pfn_swap_entry_to_page's BUG_ON): unlocking the page
+                # with one still installed breaks it for every later user, and the site
+                # unlocking is where the restore or remap was skipped
+                mm, vpn, msite = ent
+                self.bug("VM_BUG_ON", f"VM_BUG_ON: page unlocked at {site} with a migration "
+                         f"entry (installed at {msite}) still pointing at it (BUG_ON("
+                         f"!PageLocked) in pfn_swap_entry_to_page)",
+                         ("migration-entry-unlocked", site), pfn=page.pfn,
+                         address=[mm.name, vpn])
         if page.locked_by is None:
             self.report("BAD_UNLOCK", f"BAD_UNLOCK: unlock_page at {site} on an unlocked page",
                         (site,), pfn=page.pfn)
@@ -51,6 +64,12 @@ class PageLock:
         if cur is not None and cur.name == holder and page in cur.held:
             cur.held.remove(page)
         self._audit(site, page, "unlock")
+
+    def assert_locked(self, page: Page, where: str, site: str) -> None:
+        """VM_BUG_ON_PAGE(!PageLocked(page)) at ``where`` (called from ``site``)."""
+        if page.locked_by is None:
+            self.bug("VM_BUG_ON", f"VM_BUG_ON: page not locked in {where} ({site})",
+                     ("not-locked:" + where, site), pfn=page.pfn)
 
     def wait_unlocked(self, page: Page, site: str):
         """Sleep until the page is unlocked, without taking the lock (wait_on_page_locked).

@@ -23,6 +23,8 @@ class Rmap:
         page.mapcount = value
         if value != old:
             self._audit(site, page, "+mapcount" if value > old else "-mapcount")
+            if self.cur is not None:
+                self.touched[page.pfn] = (page, site)   # checked at the PTL release
 
     def map_inc(self, page: Page, site: str) -> None:
         self.set_mapcount(page, page.mapcount + 1, site)

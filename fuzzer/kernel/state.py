@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..findings import Finding
+from ..findings import Finding, KernelBug
 from .variants import Switches
 
 # pte kinds; a pte is a tuple (kind, target, write, dirty): target is a Page for PRESENT,
@@ -26,6 +26,12 @@ PTE_ZERO = (ZERO, None, False, False)
 # (HPAGE_PMD_NR on x86-64); 4 keeps executions short, and the races modelled here (the pmd
 # path of collect, split, zap of a whole pmd) do not depend on the size.
 HPAGE_NR = 4
+
+# PTL holders that defer their TLB flush past the PTL through an mmu_gather, which the
+# kernel allows (tlb_gather_mmu raises mm->tlb_flush_pending, the gathered pages are freed
+# only after tlb_finish_mmu's flush): zap_pte_range (zap.py). Named by the site its PTL
+# is taken at.
+MMU_GATHER_SITES = frozenset(("zap:ptl",))
 
 
 class ModelError(Exception):
@@ -187,9 +193,26 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
         self.cur = None                          # the running Actor (set by the scheduler)
         self.who = "init"                        # its name, for the audit log
         self.dp_base = 0 if sw.dp_idle_zero else 1
+        # what the rules checked during the run (the assertions below, locks.py, tlb.py,
+        # page_lock.py, migration_entries.py) need to remember:
+        self.touched: dict[int, tuple] = {}      # pfn -> (page, site): mapping or mapcount
+        #                                          changed since the last PTL release
+        self.tlb_pending: dict[tuple, tuple] = {}   # (mm, vpn) -> (actor, site): a present
+        #                          pte cleared while a TLB still held it, not flushed yet
+        self.flush_late: dict[tuple, str] = {}   # (mm, vpn) -> site: cleared there, the
+        #                          PTL released before the flush (60bae7370896's rule)
+        self.moved: dict[int, tuple] = {}        # old pfn -> (new page, site) of each move
+        self.pin_info: dict[tuple, list] = {}    # (actor, pfn) -> [(mm, vpn, write)] per pin
 
     # ---- findings and coverage -------------------------------------------------------
     def report(self, kind: str, title: str, sites: tuple, **detail) -> None:
+        if kind == "LOST_WRITE" and sites == ("stale-tlb",):
+            # the damage of a flush after the PTL release names the clear that broke the
+            # rule, in the title only: the bucket stays the stale-TLB one
+            late = self.flush_late.get(tuple(detail.get("address", ())))
+            if late is not None:
+                title += (f"; the pte was cleared at {late} and not flushed before its "
+                          f"page-table lock was released (60bae7370896's rule)")
         f = Finding(kind, title, tuple(sites), self.step, detail)
         if f.signature not in self._seen:
             self._seen.add(f.signature)
@@ -198,8 +221,24 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
     def branch(self, label: str) -> None:
         self.branches[label] = None
 
+    def bug(self, kind: str, title: str, sites: tuple, **detail) -> None:
+        """A fatal assertion (VM_BUG_ON, or an ASSERTION whose breach leaves state nothing
+        later can be trusted on): the execution ends here with this finding (KernelBug)."""
+        raise KernelBug(Finding(kind, title, tuple(sites), self.step, detail))
+
+    def step_site(self) -> str:
+        """The running step's label (the site the actor yielded before it), for a rule
+        broken by a call that names no site of its own."""
+        return self.cur.pending[0] if self.cur is not None else self.who
+
     # ---- ptes ------------------------------------------------------------------------
     def set_pte(self, mm: MM, vpn: int, pte: tuple, site: str = "") -> None:
+        """Write one pte (set_pte_at / ptep_get_and_clear), checking the rules every pte
+        change is under: the page-table lock is held, the mapcounts it moves are checked
+        when that lock is released (locks.py), and a present pte cleared while a TLB still
+        holds it is flushed before then (tlb.py)."""
+        if self.cur is not None:
+            self._pte_rules(mm, vpn, mm.ptes.get(vpn, PTE_NONE), pte, site)
         if pte[0] == NONE:
             mm.ptes.pop(vpn, None)
         else:
@@ -208,6 +247,94 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
             mm.mig_sites[vpn] = site
         else:
             mm.mig_sites.pop(vpn, None)
+
+    def _pte_rules(self, mm: MM, vpn: int, old: tuple, pte: tuple, site: str) -> None:
+        who = self.who
+        if mm.ptl != who:
+            # the MMU setting a writable pte's dirty bit is the one pte change made without
+            # the lock (x86 sets the A/D bits with a locked access); fork writes the child's
+            # ptes holding only the parent's lock in this model (see _forking_into)
+            hw_dirty = (old[0] == PRESENT and old[2] and pte == (PRESENT, old[1], True, True))
+            if not hw_dirty and not self._forking_into(mm):
+                where = site or self.step_site()
+                self.bug("VM_BUG_ON", f"VM_BUG_ON: pte changed at {where} without its "
+                         f"page-table lock (held by {mm.ptl or 'nobody'}; "
+                         f"lockdep_assert_held(ptl))", ("ptl-not-held", where),
+                         address=[mm.name, vpn])
+            where = site or self.step_site()
+        else:
+            where = site or mm.ptl_site
+        # the mapcount rule: a page this pte stops or starts mapping is checked when the
+        # PTL is released (locks.unlock_ptl); a change of bits or of entry kind that maps
+        # the same page (or none) moves no mapcount
+        was = old[1] if old[0] == PRESENT or old[0] == DEVICE else None
+        now = pte[1] if pte[0] == PRESENT or pte[0] == DEVICE else None
+        if was is not now:
+            if was is not None:
+                self.touched[was.pfn] = (was, where)
+            if now is not None:
+                self.touched[now.pfn] = (now, where)
+        # 60bae7370896's rule (tlb.py): a present pte cleared or replaced while a CPU's TLB
+        # still caches it must be flushed before the PTL is released. zap_pte_range is the
+        # kernel's exception: its mmu_gather raises mm->tlb_flush_pending and holds the
+        # pages until tlb_finish_mmu flushes, after the PTL
+        if old[0] == PRESENT and now is not old[1] and mm.ptl_site not in MMU_GATHER_SITES:
+            tkey = (mm.name, vpn)
+            for tlb in self.tlbs:
+                if tkey in tlb:
+                    self.tlb_pending[tkey] = (who, where)
+                    break
+
+    def _forking_into(self, mm: MM) -> bool:
+        """fork's copy loop writing the child's ptes: the actor holds another mm's mmap
+        write lock and PTL (dup_mmap, copy_pte_range) and nobody holds the child's PTL.
+        The kernel takes the child's PTL too (copy_pte_range: pte_alloc_map_lock on dst,
+        then the src lock nested); fork.py takes only the parent's, so the child's ptes
+        are exempt until it does."""
+        if mm.ptl is not None:
+            return False
+        who = self.who
+        return any(o is not mm and o.mmap_writer == who and o.ptl == who
+                   for o in self.mms.values())
+
+    # ---- the migration's rules -------------------------------------------------------
+    def assert_move(self, src: Page, dst: Page, site: str) -> None:
+        """The rules of moving a page's identity to a new page (migrate_vma_pages, and
+        its commit in remove_migration_ptes(src, dst)): both pages locked (the
+        VM_BUG_ON_FOLIO(!folio_test_locked(src)) and (dst) of move_to_new_folio, which
+        migrate_folio's callers share), a system page isolated from the LRU (what
+        migrate_vma_unmap's isolation is for), and the two rules the HMM selftests
+        expect of every migration: a GUP-pinned page never moves (hmm_gup_test), a page
+        with a mapping (shmem, swap cache) never moves to device memory (migrate_shared;
+        "only support anonymous memory migrating to device private")."""
+        for page, which in ((src, "page"), (dst, "destination page")):
+            if page.locked_by is None:
+                self.bug("VM_BUG_ON", f"VM_BUG_ON: {which} not locked when it is moved "
+                         f"({site}; move_to_new_folio: VM_BUG_ON_FOLIO(!folio_test_locked))",
+                         ("not-locked:move" + ("" if page is src else "-dst"), site),
+                         pfn=page.pfn)
+        if not src.device and not src.isolated:
+            self.bug("ASSERTION", f"ASSERTION: page moved at {site} without being isolated "
+                     f"from the LRU", ("not-isolated:move", site), pfn=src.pfn)
+        # pinned by a GUP user (gup.py keeps who pinned what), whatever its refcount says
+        pinners = [who for (who, pfn), pins in self.pin_info.items() if pfn == src.pfn and pins]
+        if pinners:
+            self.bug("ASSERTION", f"ASSERTION: a GUP-pinned page (pinned by {pinners[0]}) was "
+                     f"migrated at {site} (hmm_gup_test: pinned pages do not migrate)",
+                     ("pinned-migrated", site), pfn=src.pfn)
+        if src.mapping is not None and dst.device:
+            self.bug("ASSERTION", f"ASSERTION: a {src.mapping} page was migrated to device "
+                     f"memory at {site} (migrate_shared: only private anonymous pages "
+                     f"move to device-private memory)", ("mapping-to-device", site),
+                     pfn=src.pfn)
+
+    def migration_entry_of(self, page: Page) -> tuple | None:
+        """(mm, vpn, site that installed it) of a migration entry pointing at ``page``."""
+        for mm in self.mms.values():
+            for vpn, site in mm.mig_sites.items():
+                if mm.ptes.get(vpn, PTE_NONE)[1] is page:
+                    return mm, vpn, site
+        return None
 
     # ---- what a user should read back ------------------------------------------------
     def mem_key(self, mm: MM, vpn: int) -> tuple:

@@ -13,7 +13,8 @@ from migfuzz.corpus.builtin import get_scenario
 from migfuzz.fuzzer.execute import execute, replay
 from migfuzz.fuzzer.search.lockgraph import LockGraph
 from migfuzz.fuzzer.scheduler import RandomWalk, RoundRobin
-from mutations import break_method, negative_mapcount, skip_restore
+from migfuzz.fuzzer.kernel.state import Kernel
+from mutations import break_method, isolate_without_flag, negative_mapcount, skip_restore
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden_findings.json")
@@ -62,8 +63,16 @@ CASES = {
                                       engine("migrate", "v5.16"))[1],
     "lru_leak": lambda mp: (break_method(mp, "putback_lru_page", "finalize:putback_old"),
                             engine("gup-pin", "v5.16"))[1],
-    "stale_migration_entry": lambda mp: (skip_restore(mp), engine(
+    "stale_migration_entry": lambda mp: (
+        skip_restore(mp), mp.setattr(Kernel, "migration_entry_of", lambda self, p: None),
+        engine(one_mm([dict(MIGRATE2, fail_alloc=[1])]), "v5.16"))[2],
+    "vm_bug_on": lambda mp: (skip_restore(mp), engine(
         one_mm([dict(MIGRATE2, fail_alloc=[1])]), "v5.16"))[1],
+    "assertion": lambda mp: (isolate_without_flag(mp), engine("migrate", "v6.1"))[1],
+    "lost_write_gup_pin": lambda mp: (
+        break_method(mp, "get", "gup:pin"),
+        mp.setattr(Kernel, "assert_move", lambda self, *a: None),
+        engine("gup-pin", "v6.1"))[2],
     "hang": lambda mp: engine(dict(get_scenario("overlap-2"), max_steps=100), "v5.16"),
     "unexpected_result": lambda mp: engine(one_mm([dict(MIGRATE2, expect={"migrated": 3})]),
                                            "v6.1"),

@@ -6,6 +6,7 @@ import pytest
 from migfuzz.corpus.builtin import get_scenario
 from migfuzz.fuzzer.execute import execute
 from migfuzz.fuzzer.scheduler import RandomWalk, RoundRobin
+from migfuzz.fuzzer.kernel.state import Kernel
 from mutations import break_method, skip_restore
 
 
@@ -92,11 +93,26 @@ def test_flush_removed_loses_writes_on_v61(monkeypatch):
     break_method(monkeypatch, "flush_tlb_range", "collect:flush")
     fs = findings("madvise-race", "v6.1", seeds=range(3000))
     assert kinds(fs) & {"LOST_WRITE", "USE_AFTER_FREE"}, fs
+    # the stale-TLB damage names the clear whose flush is missing
+    lost = [f for f in fs if f.kind == "LOST_WRITE"]
+    assert lost and all("cleared at collect:install_migration" in f.title for f in lost)
+
+
+def test_restore_skipped_is_named_where_the_page_is_unlocked(monkeypatch):
+    skip_restore(monkeypatch)
+    # the driver fails to allocate a destination for page 1: finalize must restore it, and
+    # unlocks the page with collect's migration entry still installed (the BUG_ON of
+    # pfn_swap_entry_to_page: migration entries are used only under the page lock)
+    fs = execute(one_mm(("mig0", [migrate(fail_alloc=[1])])), "v5.16", RoundRobin()).findings
+    assert [(f.kind, f.sites) for f in fs] == [
+        ("VM_BUG_ON", ("migration-entry-unlocked", "finalize:unlock_old"))], fs
 
 
 def test_restore_skipped_leaves_a_stale_migration_entry(monkeypatch):
     skip_restore(monkeypatch)
-    # the driver fails to allocate a destination for page 1: finalize must restore it
+    # without the unlock-time check (a kernel without the BUG_ON) the entry is still found
+    # at the end, named by where it was installed
+    monkeypatch.setattr(Kernel, "migration_entry_of", lambda self, page: None)
     fs = execute(one_mm(("mig0", [migrate(fail_alloc=[1])])), "v5.16", RoundRobin()).findings
     stale = [f for f in fs if f.kind == "STALE_MIGRATION_ENTRY"]
     assert [f.sites for f in stale] == [("collect:install_migration",)], fs
