@@ -13,7 +13,15 @@ In one run (a local Ray instance on 127.0.0.2, started and stopped here):
      simulated workers, absorbed with and without the store (SQLite, one coalesced
      transaction a second), in reports/s, hence workers served;
   4. PostgreSQL: the same admitted batches written by the coordinator (coalesced) and by
-     2 writer processes directly (one transaction per batch, as workers would).
+     2 writer processes directly (one transaction per batch, as workers would);
+  5. end to end: the recorded batch reports of --e2e-streams real loops (different seeds)
+     replayed as --e2e-workers simulated workers through one real coordinator (sync,
+     absorb, coalesced flushes) into one real store (PostgreSQL, then SQLite), as fast as
+     it goes; reports/s ÷ what one worker sends = workers served end to end. Each
+     simulated worker replays its stream from its own point, its crash inputs made its own
+     (a worker's schedules are its own; coverage is shared, as workers rediscover it).
+     ``--e2e-only`` runs this part alone (and ``--e2e-json FILE`` writes it there), so the
+     code before a change can be measured the same way.
 Writes bench/results/farm.md and farm.json.
 """
 from __future__ import annotations
@@ -226,6 +234,239 @@ def store_modes(url: str, cfg, items, scenarios, rounds: int = 8) -> list:
     return out
 
 
+def _pg_backend_cpu(store) -> dict[int, float] | None:
+    """CPU seconds used so far by each PostgreSQL backend serving this database (from
+    /proc: the server is on this machine); None for SQLite or a remote server."""
+    if store.dialect != "postgresql":
+        return None
+    from sqlalchemy import text
+    with store.engine.connect() as c:
+        pids = [p for (p,) in c.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))]
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        out[pid] = (int(f[11]) + int(f[12])) / tick
+    return out
+
+
+def record_streams(cfg, k: int, execs: int) -> list[list]:
+    """k real loops of execs executions each, seeds of farm workers 0..k-1."""
+    from migfuzz.workers.worker import worker_seed
+    return [in_process(cfg, execs, seed=worker_seed(SEED, i))[1] for i in range(k)]
+
+
+def _salted(rep, g: int):
+    """Report ``rep`` as simulated worker group ``g`` would send it: each finding's input
+    gets a schedule of its own (one more decision, [0, g + 2]) and its hash a suffix, so
+    groups do not share crash inputs; everything else is shared. Built before timing."""
+    from dataclasses import replace
+    if not rep.findings:
+        return rep
+    f = []
+    for ev in rep.findings:
+        inp = dict(ev.input)
+        inp["schedule"] = list(inp["schedule"]) + [[0, g + 2]]
+        f.append(replace(ev, input=inp, input_hash=f"{ev.input_hash[:16]}{g:08x}"))
+    return replace(rep, findings=f)
+
+
+def end_to_end(cfg, streams: list[list], nworkers: int, rounds: int, store_url: str,
+               per_worker_reports: float) -> dict:
+    """Replay ``rounds`` reports of each of ``nworkers`` simulated workers (round-robin,
+    as their batches would interleave) through one Coordinator and one store; the
+    coordinator flushes when its flush interval (adaptive where the code has it) is due.
+    Only public APIs that exist before and after the store changes are used."""
+    from migfuzz.db.recorder import Recorder, campaign_config
+    from migfuzz.db.store import Store
+    k = len(streams)
+    groups = -(-nworkers // k)
+    variants = [[[_salted(r, g) for g in range(groups)] for r in st] for st in streams]
+    rss0 = _rss()
+    coord = Coordinator(cfg, nworkers, variant=cfg.variant)
+    for st in streams:
+        for r in st:
+            for sc in r.new_scenarios:
+                coord.scenarios.setdefault(sc["name"], sc)
+    store = Store.open(store_url, check_inputs=False)
+    name = f"e2e-{nworkers}"
+    store.create_campaign(name, cfg.variant, campaign_config(cfg), SEED)
+    rec = Recorder(store, name, coord.scenario_of, cfg.variant)
+    sent = {"corpus": 0, "crashes": 0, "stats": 0}
+    write = store.write_batch
+    store_s = [0.0, 0]
+
+    def counted(campaign, *, corpus=(), crashes=(), stats=()):
+        corpus, crashes, stats = list(corpus), list(crashes), list(stats)
+        sent["corpus"] += len(corpus)
+        sent["crashes"] += len(crashes)
+        sent["stats"] += len(stats)
+        t = time.perf_counter()
+        try:
+            return write(campaign, corpus=corpus, crashes=crashes, stats=stats)
+        finally:
+            store_s[0] += time.perf_counter() - t
+            store_s[1] += 1
+    store.write_batch = counted
+    offsets = [(i * 7919) % len(streams[i % k]) for i in range(nworkers)]
+    flush_s = [0.0]
+    # the workers' own share, where the code has one (workers.worker.Summary): run here
+    # for each simulated worker, its time counted apart (it is the worker's CPU)
+    from migfuzz.workers import worker as wmod
+    from dataclasses import replace
+    summaries = ([wmod.Summary() for _ in range(nworkers)] if hasattr(wmod, "Summary")
+                 else None)
+    worker_s, worker_cpu = [0.0], [0.0]
+
+    def flush():
+        t = time.perf_counter()
+        coord.flush(rec)
+        flush_s[0] += time.perf_counter() - t
+    import pickle
+    wire = {"report": [0, 0], "sync": [0, 0]}       # pickled bytes, samples
+    pg0 = _pg_backend_cpu(store)
+    cpu0 = time.process_time()
+    t0 = last = time.perf_counter()
+    n = 0
+    for j in range(rounds):
+        for i in range(nworkers):
+            s = i % k
+            st = variants[s]
+            sync = coord.sync_for(i)
+            r = st[(offsets[i] + j) % len(st)][i // k]
+            if summaries is None:
+                coord.absorb(i, r)
+            else:
+                tw, cw = time.perf_counter(), time.process_time()
+                sm = summaries[i]
+                sm.full.update(sync.get("full", ()))
+                kept, hits = sm.split(r.findings)
+                r = replace(r, findings=kept)
+                worker_s[0] += time.perf_counter() - tw
+                worker_cpu[0] += time.process_time() - cw
+                coord.absorb(i, r, hits=hits)
+            n += 1
+            if n % 97 == 0:           # what goes over the network, sampled (not timed)
+                tw, cw = time.perf_counter(), time.process_time()
+                wire["report"][0] += len(pickle.dumps(
+                    {"report": r, "hits": hits if summaries is not None else None}))
+                wire["report"][1] += 1
+                wire["sync"][0] += len(pickle.dumps(sync))
+                wire["sync"][1] += 1
+                worker_s[0] += time.perf_counter() - tw
+                worker_cpu[0] += time.process_time() - cw
+            if n & 63 == 0:
+                now = time.perf_counter()
+                if now - last >= getattr(coord, "flush_interval", 1.0):
+                    flush()
+                    last = time.perf_counter()
+    flush()
+    t = time.perf_counter() - t0 - worker_s[0]
+    cpu = time.process_time() - cpu0 - worker_cpu[0]
+    pg1 = _pg_backend_cpu(store)
+    pg_cpu = (sum(v - (pg0 or {}).get(p, 0.0) for p, v in pg1.items())
+              if pg1 is not None else None)
+    counts = store.counts()
+    rss1 = _rss()
+    store.close()
+    sim_s = n / per_worker_reports                # simulated worker-seconds
+    records = sent["corpus"] + sent["crashes"] + sent["stats"]
+    rps = n / t
+    # on a shared machine the wall clock measures the neighbours too: capacity is taken
+    # from CPU time, per process: the coordinator's (absorb, hub, the store's client
+    # side; SQLite's writes are all here) and the PostgreSQL backend's, each one core
+    cap_coord = n / cpu
+    cap_pg = n / pg_cpu if pg_cpu else None
+    cap = min(cap_coord, cap_pg) if cap_pg else cap_coord
+    return {"workers": nworkers, "streams": k, "reports": n, "seconds": round(t, 3),
+            "reports_per_s_wall": round(rps, 1),
+            "coordinator_cpu_s": round(cpu, 3),
+            "pg_backend_cpu_s": round(pg_cpu, 3) if pg_cpu is not None else None,
+            "reports_per_coordinator_cpu_s": round(cap_coord, 1),
+            "reports_per_pg_cpu_s": round(cap_pg, 1) if cap_pg else None,
+            "reports_per_s": round(cap, 1),
+            "workers_served": int(cap / per_worker_reports),
+            "workers_served_wall": int(rps / per_worker_reports),
+            "transactions": store_s[1], "store_seconds": round(store_s[0], 3),
+            "flush_seconds": round(flush_s[0], 3),
+            "store_share": round(flush_s[0] / t, 3),
+            "sent": sent, "records_per_worker_s": round(records / sim_s, 2),
+            "crash_records_per_worker_s": round(sent["crashes"] / sim_s, 2),
+            "worker_side_s": round(worker_s[0], 3),
+            "worker_side_cpu_s": round(worker_cpu[0], 3),
+            "stored": {k_: counts.get(k_, 0) for k_ in ("corpus_entries", "crashes", "stats",
+                                                        "bugs", "scenarios")},
+            "last_flush_interval": round(getattr(coord, "flush_interval", 1.0), 3),
+            # the coordinator's memory after the run (its hub logs, coverage, buckets,
+            # per-worker state, the store's client), per simulated worker
+            "coordinator_rss_mb": round((rss1 - rss0) / 2 ** 20, 1),
+            "bytes_per_report": int(wire["report"][0] / max(1, wire["report"][1])),
+            "bytes_per_sync": int(wire["sync"][0] / max(1, wire["sync"][1]))}
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def e2e_all(args, cfg, r_in: float) -> dict:
+    """The end-to-end part: PostgreSQL and SQLite, one record of the streams."""
+    per_worker_reports = r_in / BATCH
+    t = time.perf_counter()
+    streams = record_streams(cfg, args.e2e_streams, args.execs)
+    rec_s = time.perf_counter() - t
+    out = {"streams": args.e2e_streams, "execs_per_stream": args.execs,
+           "recording_s": round(rec_s, 1), "in_process_rate": round(r_in, 1),
+           "reports_per_worker_per_s": round(per_worker_reports, 2), "runs": {}}
+    server, stop = args.pg or os.environ.get("MIGFUZZ_TEST_PG_URL"), None
+    if not args.no_pg:
+        if not server:
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+            from pgserver import start_throwaway_pg
+            server, stop = start_throwaway_pg(55499)
+    try:
+        for backend in ([] if args.no_pg else ["postgresql"]) + ["sqlite"]:
+            with tempfile.TemporaryDirectory() as d:
+                if backend == "postgresql":
+                    url = _pg_db(server)
+                else:
+                    url = f"sqlite:///{d}/e2e.db"
+                r = end_to_end(cfg, streams, args.e2e_workers, args.e2e_rounds, url,
+                               per_worker_reports)
+                out["runs"][backend] = r
+                print(f"end to end, {backend}: {r['reports_per_s']:.0f} reports per "
+                      f"CPU-second (coordinator {r['reports_per_coordinator_cpu_s']:.0f}, "
+                      f"PostgreSQL {r['reports_per_pg_cpu_s']}), "
+                      f"{r['workers_served']} workers served "
+                      f"({r['workers_served_wall']} by the wall clock), store "
+                      f"{r['store_share']:.0%} of the time, "
+                      f"{r['records_per_worker_s']} records/worker-s", flush=True)
+    finally:
+        if callable(stop):
+            stop()
+    return out
+
+
+def _pg_db(server: str) -> str:
+    """A fresh database on the server (the bench owns it)."""
+    import uuid
+    from sqlalchemy import create_engine, text
+    name = "e2e_" + uuid.uuid4().hex[:10]
+    eng = create_engine(server, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    eng.dispose()
+    base, _, query = server.partition("?")
+    base = base.rsplit("/", 1)[0] + "/" + name
+    return base + ("?" + query if query else "")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--execs", type=int, default=10_000, help="executions per loop")
@@ -233,7 +474,28 @@ def main() -> int:
                                  "else a throwaway one started here)")
     ap.add_argument("--no-pg", action="store_true")
     ap.add_argument("--reps", type=int, default=3, help="runs per rate (the best is kept)")
+    ap.add_argument("--e2e-workers", type=int, default=1000,
+                    help="simulated workers of the end-to-end part (default 1000)")
+    ap.add_argument("--e2e-rounds", type=int, default=40,
+                    help="reports per simulated worker (default 40)")
+    ap.add_argument("--e2e-streams", type=int, default=4,
+                    help="real loops recorded for it (default 4)")
+    ap.add_argument("--e2e-only", action="store_true",
+                    help="only the end-to-end part (prints JSON; see --e2e-json)")
+    ap.add_argument("--e2e-json", help="with --e2e-only: write its result here")
+    ap.add_argument("--e2e-before", help="an --e2e-only result of the code before the "
+                    "store changes, shown beside this run's")
     args = ap.parse_args()
+    if args.e2e_only:
+        cfg = config()
+        c0 = time.process_time()
+        in_process(cfg, args.execs)
+        out = e2e_all(args, cfg, args.execs / (time.process_time() - c0))
+        text = json.dumps(out, indent=1)
+        if args.e2e_json:
+            Path(args.e2e_json).write_text(text + "\n")
+        print(text)
+        return 0
     cfg = config()
     res: dict = {"meta": {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "execs_per_loop": args.execs, "batch": BATCH,
@@ -337,6 +599,23 @@ def main() -> int:
         for m in res.get("postgresql_writes", []):
             print(f"postgresql, {m['mode']}: {m['records_per_s']:.0f} records/s", flush=True)
 
+    # end to end: the per-worker report rate is the in-process loop's, the faster of its
+    # wall-clock best and its CPU-time rate (a faster worker sends more: fewer served)
+    c0 = time.process_time()
+    in_process(cfg, args.execs)
+    r_cpu = args.execs / (time.process_time() - c0)
+    res["end_to_end"] = e2e_all(args, cfg, max(r_in, r_cpu))
+    if args.e2e_before:
+        before = json.loads(Path(args.e2e_before).read_text())
+        # the same per-worker report rate for both, so workers served compare
+        per = res["end_to_end"]["reports_per_worker_per_s"]
+        for r in before["runs"].values():
+            r["workers_served"] = int(r["reports_per_s"] / per)
+            sim_s = r["reports"] / per
+            r["records_per_worker_s"] = round(sum(r["sent"].values()) / sim_s, 2)
+            r["crash_records_per_worker_s"] = round(r["sent"]["crashes"] / sim_s, 2)
+        res["end_to_end_before"] = before
+
     out = ROOT / "bench/results"
     (out / "farm.json").write_text(json.dumps(res, indent=1) + "\n")
     (out / "farm.md").write_text(render(res))
@@ -415,8 +694,73 @@ def render(res: dict) -> str:
         for p in pg:
             L.append(f"| {p['mode']} | {p['batches']} | {p['records']:,} | {p['seconds']} | "
                      f"{p['records_per_s']:,.0f} | {p['batches_per_s']:,.0f} |")
+    L += render_e2e(res)
     L.append("")
     return "\n".join(L)
+
+
+def render_e2e(res: dict) -> list[str]:
+    e = res.get("end_to_end")
+    if not e:
+        return []
+    b = res.get("end_to_end_before")
+    runs = list(e["runs"].items())
+    w = next(iter(e["runs"].values()))["workers"]
+    L = ["", "## End to end: one coordinator and one store", "",
+         f"The batch reports of {e['streams']} real loops ({e['execs_per_stream']:,} "
+         f"executions each, different seeds, recorded in {e['recording_s']} s) replayed "
+         f"as **{w:,} simulated workers** through the real coordinator (hub sync, absorb, "
+         f"the workers' own summarizing where the code has it, coalesced flushes) into a "
+         f"real store, as fast as it goes. Each simulated worker replays its stream from "
+         f"its own point, its crash inputs made its own (a worker's schedules are its "
+         f"own); coverage is shared, as workers rediscover it. A worker sends "
+         f"{e['reports_per_worker_per_s']} reports/s (an in-process loop's "
+         f"{e['in_process_rate']:,.0f} executions/s ÷ {res['meta']['batch']}). This "
+         f"machine is shared (2 cores, other jobs running), so capacity is taken from CPU "
+         f"time: reports per CPU-second of the coordinator process (absorb, hub, the "
+         f"store's client side; SQLite's writes all happen there) and of the PostgreSQL "
+         f"backend (from /proc), each a core of its own; the smaller of the two, ÷ "
+         f"reports per worker-second, is the workers served. The wall clock is shown too.",
+         "",
+         "| code | store | reports | coordinator CPU s | PostgreSQL CPU s | reports per "
+         "CPU-second | **workers served end to end** | by the wall clock | records sent "
+         "per worker-second | of which crashes | transactions |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def row(label, name, r):
+        pg = r.get("pg_backend_cpu_s")
+        return (f"| {label} | {name} | {r['reports']:,} | {r['coordinator_cpu_s']} | "
+                f"{pg if pg is not None else '-'} | {r['reports_per_s']:,.0f} | "
+                f"**{r['workers_served']:,}** | {r.get('workers_served_wall', '-')} | "
+                f"{r['records_per_worker_s']} | {r['crash_records_per_worker_s']} | "
+                f"{r['transactions']} |")
+    if b:
+        for name, r in b["runs"].items():
+            L.append(row("before", name, r))
+    for name, r in runs:
+        L.append(row("after", name, r))
+    L += ["", "What crossed from the coordinator to the store (records), and what it kept:", "",
+          "| code | store | corpus entries | crashes | stats rows | stored: corpus | "
+          "crashes | bugs | scenarios |", "|---|---|---|---|---|---|---|---|---|"]
+    for label, src in (("before", b), ("after", e)):
+        if not src:
+            continue
+        for name, r in src["runs"].items():
+            st = r["stored"]
+            L.append(f"| {label} | {name} | {r['sent']['corpus']:,} | "
+                     f"{r['sent']['crashes']:,} | {r['sent']['stats']:,} | "
+                     f"{st.get('corpus_entries', 0):,} | {st.get('crashes', 0):,} | "
+                     f"{st.get('bugs', 0)} | {st.get('scenarios', '-')} |")
+    r = e["runs"].get("postgresql") or runs[0][1]
+    L += ["", f"Per worker, measured in the run above ({runs[0][0]}): "
+              f"{r['bytes_per_report']:,} bytes a report and {r['bytes_per_sync']:,} bytes "
+              f"a hub sync (pickled, sampled), the coordinator's memory grew "
+              f"{r['coordinator_rss_mb']} MB for {w:,} workers, the workers' summarizing "
+              f"cost {r['worker_side_cpu_s']} CPU-s over {r['reports']:,} reports "
+              f"({1000 * r['worker_side_cpu_s'] / r['reports']:.2f} ms a report, on the "
+              f"workers). docs/farm.md turns these into capacity for 100, 1,000 and "
+              f"10,000 workers."]
+    return L
 
 
 if __name__ == "__main__":

@@ -16,13 +16,14 @@ transaction that still hits a deadlock or serialization failure is retried whole
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import JSON, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
@@ -31,12 +32,12 @@ from migfuzz.corpus import input as inputs
 from migfuzz.fuzzer import ENGINE_VERSION
 from migfuzz.fuzzer.kernel.variants import VariantError, resolve_variant
 
-from . import liveness, migrate
+from . import liveness, migrate, packing
 from .engine import (READ_OPTION, check_intact, error_message, make_engine,
                      readonly_engine, resolve_url, where)
 from .errors import CampaignBusy, CampaignExists, StoreError
 from .models import (Bug as BugRow, BugTitle, BugVariant, Campaign as CampaignRow,
-                     CorpusEntry, Crash, StatsSample)
+                     CorpusEntry, Crash, Scenario, StatsSample)
 
 BUG_STATUSES = ("new", "triaged", "fixed", "invalid", "duplicate")
 CAMPAIGN_STATUSES = ("running", "stopped", "finished", "failed")
@@ -44,6 +45,10 @@ STALE = "stale"          # shown for a running campaign whose owner is gone (db.
 MAX_TITLE = 500
 RETRIES = 6
 MAX_CRASHES_PER_BUG = 100        # crash rows kept per bug (see Store._cap_crashes)
+# PostgreSQL: a table's rows go through COPY (into a temporary table, then one INSERT ...
+# SELECT ... ON CONFLICT) from this many rows in one write; fewer go as multi-row INSERTs.
+# bench/results/store.md: COPY vs INSERT per row count
+COPY_MIN = 64
 
 
 @dataclass
@@ -203,6 +208,8 @@ class Store:
         self._campaign_ids: dict[str, int] = {}
         self._checked: dict[int, tuple[dict, str, str, str]] = {}
         self._stmts: dict[str, Any] = {}
+        self._scenarios_stored: set[str] = set()       # scenario hashes known committed
+        self.copy_min = COPY_MIN
         self._owned: dict[str, str] = {}               # campaign -> our owner string
         self._beats: dict[str, liveness.Heartbeat] = {}
 
@@ -514,18 +521,30 @@ class Store:
         all of it is stored; if the process dies before, none of it is."""
         now = _now()
         self._checked = {}          # an input object shared by an entry and a crash: once
+        self._sc_texts = {}         # id(scenario dict) -> (dict, canonical text, hash)
+        self._new_scenarios = {}    # scenario hash -> row, for this batch
+        self._crash_inputs = {}     # input hash -> input dict, for bug reproducers
         try:
             crows = self._corpus_rows(corpus, now)
             xrows = self._crash_rows(crashes, now)
             srows = self._stats_rows(stats, now)
         finally:
             self._checked = {}
+            self._sc_texts = {}
+        scen = [self._new_scenarios[h] for h in sorted(self._new_scenarios)
+                if h not in self._scenarios_stored]
 
         def tx(conn):
             cid = self._cid(conn, campaign)
             out = {"corpus": {"added": 0, "new": []},
                    "crashes": {"added": 0, "new": [], "new_bugs": [], "not_kept": 0},
                    "stats": 0}
+            if scen:
+                # a scenario row is immutable and keyed by its content: a conflict is the
+                # same row written by another batch or writer
+                conn.execute(self._memo("scenario", lambda: self._insert(
+                    Scenario.__table__).on_conflict_do_nothing(index_elements=["hash"])),
+                    scen)
             if crows:
                 out["corpus"] = self._write_corpus(conn, cid, crows)
             if xrows:
@@ -539,19 +558,23 @@ class Store:
                 self._owner_check(conn, cid, campaign, vals)
             return out
         try:
-            return self._write(tx)
+            out = self._write(tx)
         except IntegrityError as e:
             raise StoreError(f"batch rejected by the database: "
                              f"{str(e.orig).strip().splitlines()[0]}") from None
+        # only once committed: a rolled-back batch's scenarios are written again next time
+        self._scenarios_stored.update(r["hash"] for r in scen)
+        return out
 
     # rows are validated and hashed before the transaction starts
     def _input(self, inp: Any, what: str) -> tuple[dict, str, str, str]:
-        """(input, content hash, canonical text, canonical variant name), checked."""
+        """(input, content hash, canonical text, canonical variant name), checked (the
+        whole input's text: for a bug's reproducer)."""
         if not isinstance(inp, dict):
             raise StoreError(f"{what}: 'input' must be an input object")
         cache = self._checked
         hit = cache.get(id(inp))
-        if hit is not None and hit[0] is inp:
+        if hit is not None and hit[0] is inp and len(hit) == 4:
             return hit
         try:
             if self.check_inputs:
@@ -567,10 +590,54 @@ class Store:
         out = cache[id(inp)] = (inp, h, _text(inp, what), _short(vname, 200))
         return out
 
+    def _packed(self, inp: Any, what: str) -> tuple[dict, str, str, str, str]:
+        """(input, content hash, packed text, scenario hash, canonical variant name) for
+        a corpus or crash row (db.packing), checked as ``_input`` checks; the scenario
+        joins this batch's new scenarios. The content hash is composed from the
+        scenario's canonical text, canonicalized once per scenario object per batch (a
+        scenario is ~80% of an input's text): the same text ``corpus.input.content_hash``
+        hashes (sorted keys: scenario, schedule, variant; tests/store checks the two
+        agree)."""
+        if not isinstance(inp, dict):
+            raise StoreError(f"{what}: 'input' must be an input object")
+        cache = self._checked
+        hit = cache.get(id(inp))
+        if hit is not None and hit[0] is inp and len(hit) == 5:
+            return hit
+        try:
+            if self.check_inputs:
+                inputs.check(inp, what)
+            elif not all(k in inp for k in ("scenario", "variant", "schedule")):
+                raise StoreError(f"{what}: not an input (needs scenario, variant, schedule)")
+            vname = resolve_variant(inp["variant"])[0]
+            sc = inp["scenario"]
+            if not isinstance(sc, dict):
+                raise StoreError(f"{what}: 'scenario' must be an object")
+            got = self._sc_texts.get(id(sc))
+            if got is None or got[0] is not sc:
+                sc_text = packing.canonical(sc)
+                sc_text.encode("utf-8")
+                got = self._sc_texts[id(sc)] = (sc, sc_text, packing.scenario_hash(sc_text))
+            _, sc_text, sc_hash = got
+            core = (f'{{"scenario":{sc_text},"schedule":{packing.canonical(inp["schedule"])},'
+                    f'"variant":{packing.canonical(vname)}}}')
+            h = hashlib.sha256(core.encode()).hexdigest()[:24]
+            rest = packing.pack_rest(inp)
+            rest.encode("utf-8")
+        except (inputs.InputError, VariantError) as e:
+            raise StoreError(str(e)) from None
+        except (UnicodeEncodeError, TypeError, KeyError, AttributeError, ValueError) as e:
+            raise StoreError(f"{what}: input cannot be stored ({type(e).__name__})") from None
+        if sc_hash not in self._new_scenarios:
+            self._new_scenarios[sc_hash] = {"hash": sc_hash, "body": sc_text,
+                                            "name": _short(sc.get("name", ""), 200)}
+        out = cache[id(inp)] = (inp, h, rest, sc_hash, _short(vname, 200))
+        return out
+
     def _corpus_rows(self, entries: Iterable[dict], now: float) -> list[dict]:
         rows: dict[str, dict] = {}
         for i, e in enumerate(entries):
-            inp, h, txt, vname = self._input(e.get("input"), f"corpus entry {i}")
+            inp, h, txt, sch, vname = self._packed(e.get("input"), f"corpus entry {i}")
             if h in rows:
                 continue
             cov = e.get("coverage") or []
@@ -580,7 +647,7 @@ class Store:
                 cov = json.loads(_text(list(cov), f"corpus entry {i} coverage"))
                 ncov = len(cov)
             parent = e.get("parent")
-            rows[h] = dict(input_hash=h, input=txt,
+            rows[h] = dict(input_hash=h, input=txt, scenario_hash=sch,
                            scenario=_short(inp["scenario"].get("name", ""), 200),
                            variant=vname, coverage=cov, new_coverage=int(e.get("new_coverage", ncov)),
                            parent_hash=_short(parent, 64) if parent else None,
@@ -592,7 +659,7 @@ class Store:
         rows: dict[tuple[str, str], dict] = {}
         for i, c in enumerate(crashes):
             what = f"crash {i}"
-            inp, h, txt, vname = self._input(c.get("input"), what)
+            inp, h, txt, sch, vname = self._packed(c.get("input"), what)
             f = c.get("finding")
             if f is not None:
                 f = f.to_json() if hasattr(f, "to_json") else dict(f)
@@ -610,7 +677,9 @@ class Store:
                 input_hash=h, signature=sig, kind=kind, title=_short(title, MAX_TITLE),
                 trace_hash=_short(c.get("trace_hash", ""), 64),
                 variant=vname, steps=int(c.get("steps") or 0), input=txt,
-                worker=_short(c.get("worker", ""), 200), found_at=float(c.get("found_at") or now))
+                scenario_hash=sch, worker=_short(c.get("worker", ""), 200),
+                found_at=float(c.get("found_at") or now))
+            self._crash_inputs[h] = inp       # a bug's reproducer is the whole input
         return [rows[k] for k in sorted(rows)]
 
     def _stats_rows(self, samples: Iterable[dict], now: float) -> list[dict]:
@@ -632,21 +701,60 @@ class Store:
         for r in rows:
             r["campaign_id"] = cid
         t = CorpusEntry.__table__
-        stmt = self._memo("corpus", lambda: self._insert(t).on_conflict_do_nothing(
-            index_elements=["campaign_id", "input_hash"]).returning(t.c.input_hash))
-        new = [h for (h,) in conn.execute(stmt, rows if len(rows) > 1 else rows[0]).all()]
+        if self._use_copy(rows):
+            new = [h for (h,) in self._copy_insert(conn, t, rows, ["campaign_id", "input_hash"],
+                                                   ["input_hash"])]
+        else:
+            stmt = self._memo("corpus", lambda: self._insert(t).on_conflict_do_nothing(
+                index_elements=["campaign_id", "input_hash"]).returning(t.c.input_hash))
+            new = [h for (h,) in conn.execute(stmt, rows if len(rows) > 1 else rows[0]).all()]
         return {"added": len(new), "new": sorted(new)}
+
+    def _use_copy(self, rows: list) -> bool:
+        return self.dialect == "postgresql" and len(rows) >= self.copy_min
+
+    def _copy_insert(self, conn: Connection, table, rows: list[dict], key: list[str],
+                     returning: list[str]) -> list[tuple]:
+        """PostgreSQL's bulk path: COPY the rows into a temporary table (one per session,
+        emptied at commit), then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING
+        RETURNING``: the same rows, the same idempotence and the same answer as the
+        multi-row INSERT, without building one bound parameter per value (psycopg 3's
+        COPY sends rows in its C text format)."""
+        cols = [c.name for c in table.columns if c.name != "id"]
+        tmp = f"mf_in_{table.name}"
+        raw = conn.connection.driver_connection
+        col_list = ", ".join(f'"{c}"' for c in cols)
+        json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
+        with raw.cursor() as cur:
+            # ON COMMIT DELETE ROWS: nothing is left for the next transaction; created by
+            # this transaction it is also dropped by its rollback, so it is created (if
+            # missing) every time rather than remembered
+            cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS {tmp} ON COMMIT DELETE ROWS AS '
+                        f'SELECT {col_list} FROM {table.name} WITH NO DATA')
+            with cur.copy(f"COPY {tmp} ({col_list}) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row([json.dumps(r[c]) if c in json_cols else r[c] for c in cols])
+            order = ", ".join(f'"{c}"' for c in key)
+            cur.execute(f"INSERT INTO {table.name} ({col_list}) SELECT {col_list} FROM {tmp} "
+                        f"ORDER BY {order} ON CONFLICT ({order}) DO NOTHING RETURNING "
+                        + ", ".join(f'"{c}"' for c in returning))
+            return [tuple(r) for r in cur.fetchall()]
 
     def _write_crashes(self, conn: Connection, cid: int, rows: list[dict], now: float) -> dict:
         for r in rows:
             r["campaign_id"] = cid
         rows, over = self._cap_crashes(conn, cid, rows)
         t = Crash.__table__
-        stmt = self._memo("crash", lambda: self._insert(t).on_conflict_do_nothing(
-            index_elements=["campaign_id", "input_hash", "signature"])
-            .returning(t.c.input_hash, t.c.signature))
-        new = ({(h, s) for h, s in conn.execute(stmt, rows if len(rows) > 1 else rows[0])}
-               if rows else set())
+        if self._use_copy(rows):
+            new = set(self._copy_insert(conn, t, rows,
+                                        ["campaign_id", "input_hash", "signature"],
+                                        ["input_hash", "signature"]))
+        else:
+            stmt = self._memo("crash", lambda: self._insert(t).on_conflict_do_nothing(
+                index_elements=["campaign_id", "input_hash", "signature"])
+                .returning(t.c.input_hash, t.c.signature))
+            new = ({(h, s) for h, s in conn.execute(stmt, rows if len(rows) > 1 else rows[0])}
+                   if rows else set())
         if not new and not over:
             return {"added": 0, "new": [], "new_bugs": [], "not_kept": 0}
         # aggregate the new crashes per signature, then one upsert per bug row; a crash
@@ -664,7 +772,7 @@ class Store:
             if b is None:
                 bugs[s] = dict(signature=s, kind=r["kind"], title=r["title"], status="new",
                                duplicate_of=None, count=int(kept), first_seen=r["found_at"],
-                               last_seen=r["found_at"], reproducer=r["input"],
+                               last_seen=r["found_at"], reproducer=r["input_hash"],
                                reproducer_hash=r["input_hash"], reproducer_steps=r["steps"],
                                minimized=False, notes="", labels=[], repro_attempts=0,
                                repro_successes=0, updated_at=now)
@@ -673,8 +781,10 @@ class Store:
             b["first_seen"] = min(b["first_seen"], r["found_at"])
             b["last_seen"] = max(b["last_seen"], r["found_at"])
             if r["steps"] < b["reproducer_steps"]:
-                b.update(reproducer=r["input"], reproducer_hash=r["input_hash"],
+                b.update(reproducer=r["input_hash"], reproducer_hash=r["input_hash"],
                          reproducer_steps=r["steps"])
+        for b in bugs.values():       # the whole input, for the few rows that need it
+            b["reproducer"] = _text(self._crash_inputs[b["reproducer"]], "reproducer")
         upsert = self._memo("bug", self._bug_upsert)
         params = [bugs[s] for s in sorted(bugs)]
         # each row is ours until commit: count == what we added means we created it
@@ -757,6 +867,9 @@ class Store:
         for r in rows:
             r["campaign_id"] = cid
         t = StatsSample.__table__
+        if self._use_copy(rows):
+            return len(self._copy_insert(conn, t, rows, ["campaign_id", "worker", "t"],
+                                         ["id"]))
         stmt = self._memo("stats", lambda: self._insert(t).on_conflict_do_nothing(
             index_elements=["campaign_id", "worker", "t"]).returning(t.c.id))
         return len(conn.execute(stmt, rows if len(rows) > 1 else rows[0]).all())
@@ -769,9 +882,12 @@ class Store:
                 raise StoreError(f"no campaign named {name!r}")
             camp = self._campaign(r)
             corpus, cov = [], {}
-            for e in conn.execute(select(CorpusEntry).where(CorpusEntry.campaign_id == r.id)
-                                  .order_by(CorpusEntry.id)):
-                corpus.append(self._entry(e))
+            shared: dict[str, dict] = {}     # one parsed scenario per hash (read only)
+            for e in conn.execute(
+                    select(CorpusEntry, Scenario.body)
+                    .outerjoin(Scenario, Scenario.hash == CorpusEntry.scenario_hash)
+                    .where(CorpusEntry.campaign_id == r.id).order_by(CorpusEntry.id)):
+                corpus.append(self._entry(e, e.body, shared))
                 for k in e.coverage:
                     cov.setdefault(_key(k), None)
             buckets = {}
@@ -805,8 +921,27 @@ class Store:
                              executions=sum(w["executions"] for w in workers.values()))
 
     @staticmethod
-    def _entry(e) -> dict:
-        return {"hash": e.input_hash, "input": json.loads(e.input), "coverage": e.coverage,
+    def _row_input(text: str, scenario_hash: str | None, body: str | None,
+                   shared: dict | None = None) -> dict:
+        """A row's input as it was given (db.packing); ``shared``: parse each scenario
+        once and share it between the inputs (for callers that only read them)."""
+        if scenario_hash is None:
+            return json.loads(text)             # written before revision 0003
+        if body is None:
+            raise StoreError(f"scenario {scenario_hash} of a stored input is missing")
+        if shared is None:
+            sc = json.loads(body)
+        else:
+            sc = shared.get(scenario_hash)
+            if sc is None:
+                sc = shared[scenario_hash] = json.loads(body)
+        return packing.unpack(text, sc)
+
+    @classmethod
+    def _entry(cls, e, body: str | None = None, shared: dict | None = None) -> dict:
+        return {"hash": e.input_hash,
+                "input": cls._row_input(e.input, e.scenario_hash, body, shared),
+                "coverage": e.coverage,
                 "new_coverage": e.new_coverage, "parent": e.parent_hash, "worker": e.worker,
                 "found_at": e.found_at}
 
@@ -815,16 +950,19 @@ class Store:
         with self._reader.begin() as conn:
             cid = self._cid(conn, campaign)
             res = conn.execution_options(yield_per=batch).execute(
-                select(CorpusEntry).where(CorpusEntry.campaign_id == cid)
-                .order_by(CorpusEntry.id))
-            for e in res:
-                yield self._entry(e)
+                select(CorpusEntry, Scenario.body)
+                .outerjoin(Scenario, Scenario.hash == CorpusEntry.scenario_hash)
+                .where(CorpusEntry.campaign_id == cid).order_by(CorpusEntry.id))
+            for e in res:        # Core rows: the entry's columns, then the body
+                yield self._entry(e, e.body)
 
     def list_crashes(self, campaign: str | None = None, signature: str | None = None,
                      limit: int | None = None, input_prefix: str | None = None) -> list[dict]:
         with self._reader.begin() as conn:
-            q = (select(Crash, CampaignRow.name.label("campaign_name"))
-                 .join(CampaignRow).order_by(Crash.id))
+            q = (select(Crash, CampaignRow.name.label("campaign_name"), Scenario.body)
+                 .join(CampaignRow, CampaignRow.id == Crash.campaign_id)
+                 .outerjoin(Scenario, Scenario.hash == Crash.scenario_hash)
+                 .order_by(Crash.id))
             if campaign is not None:
                 q = q.where(Crash.campaign_id == self._cid(conn, campaign))
             if signature is not None:
@@ -837,16 +975,24 @@ class Store:
                 q = q.limit(limit)
             return [{"campaign": c.campaign_name, "input_hash": c.input_hash, "signature": c.signature,
                      "kind": c.kind, "title": c.title, "trace_hash": c.trace_hash,
-                     "variant": c.variant, "steps": c.steps, "input": json.loads(c.input),
+                     "variant": c.variant, "steps": c.steps, "input": self._row_input(c.input, c.scenario_hash, c.body),
                      "worker": c.worker, "found_at": c.found_at}
                     for c in conn.execute(q).all()]
+
+    def crash_counts(self, campaign: str) -> dict[str, int]:
+        """Crash rows per signature in one campaign (what its cap counts)."""
+        with self._reader.begin() as conn:
+            cid = self._cid(conn, campaign)
+            return dict(conn.execute(select(Crash.signature, func.count())
+                                     .where(Crash.campaign_id == cid)
+                                     .group_by(Crash.signature)).all())
 
     def counts(self) -> dict[str, int]:
         """Rows per table (tests, the bench and `migfuzz campaigns --json` use it)."""
         with self._reader.begin() as conn:
             return {m.__tablename__: conn.execute(select(func.count()).select_from(m)).scalar()
                     for m in (CampaignRow, CorpusEntry, Crash, BugRow, BugTitle, BugVariant,
-                              StatsSample)}
+                              StatsSample, Scenario)}
 
     # ---------------------------------------------------------------- bugs (triage)
     def get_bug(self, signature: str) -> Bug | None:

@@ -12,7 +12,9 @@ Ray (``farm.py`` does the calls), so it can be tested and benchmarked alone.
 - Buckets: ``fuzzer.search.buckets.Buckets`` over every finding of every worker; the
   store gets each (input, signature) once (its own unique key makes that exact anyway).
 - The store: admitted batches wait in ``pending`` until ``flush`` writes them through
-  ``db.recorder.Recorder.record_many``, one transaction for all of them.
+  ``db.recorder.Recorder.record_many``, one transaction for all of them. The interval
+  between flushes grows with the store's load (``flush_interval``): the more a transaction
+  takes, the more batches the next one coalesces.
 """
 from __future__ import annotations
 
@@ -23,7 +25,21 @@ from migfuzz.fuzzer.search.buckets import Buckets
 from migfuzz.fuzzer.search.coverage import Coverage
 from migfuzz.fuzzer.search.loop import BatchReport, Entry, FuzzConfig
 
-LOGS = ("entries", "scenarios", "features", "lock_edges")
+LOGS = ("entries", "scenarios", "features", "lock_edges", "full")
+STORE_SHARE = 0.25        # the share of its time the coordinator may spend writing
+_SIGS: dict[tuple, str] = {}
+
+
+def signature_of(f) -> str:
+    """``f.signature``, remembered by (kind, sites): the property hashes the sites on every
+    read (fuzzer/findings.py: the signature is built from the kind and the sites only),
+    and a farm of 1,000 workers reports ~30 findings a batch, ~300,000 a second (the
+    same few bugs, so the table stays small: one row per distinct signature)."""
+    key = (f.kind, f.sites)
+    sig = _SIGS.get(key)
+    if sig is None:
+        sig = _SIGS[key] = f.signature
+    return sig
 
 
 @dataclass
@@ -54,7 +70,7 @@ class WorkerStats:
 class Coordinator:
     def __init__(self, config: FuzzConfig, nworkers: int, *, variant: str,
                  entries=(), scenarios=(), features_=(), bases: dict | None = None,
-                 base_executions: int = 0):
+                 base_executions: int = 0, full_after: int = 100):
         self.config = config
         self.variant = variant
         self.coverage = Coverage()
@@ -70,6 +86,21 @@ class Coordinator:
         self.first_found: dict[str, int] = {}
         self.base_executions = base_executions
         self.absorbed = 0
+        # a bug is *full* once the farm has bucketed full_after distinct inputs of it (the
+        # store's crash rows per bug, 100): the hub tells the workers, which then send
+        # its findings as counts (workers.worker.Summary)
+        self.full_after = full_after
+        self._inputs_of: dict[str, int] = {}      # signature -> distinct inputs bucketed
+        # coalescing: a flush is due every flush_interval seconds; after each flush the
+        # interval becomes the time it took / STORE_SHARE (at least min_flush_interval, at
+        # most max_flush_interval), so the store is busy at most ~STORE_SHARE of the time
+        # and one transaction carries more batches as load grows (its cost per batch
+        # falls: bench/results/farm.md, 20 batches a transaction vs 1)
+        self.min_flush_interval = 1.0
+        self.max_flush_interval = 10.0
+        self.flush_interval = self.min_flush_interval
+        self.flush_seconds = 0.0          # time spent in flush (the store's share)
+        self.flushes = 0
         bases = bases or {}
         self.workers = [WorkerStats(i, f"w{i}", base=int(bases.get(f"w{i}", 0)))
                         for i in range(nworkers)]
@@ -101,8 +132,11 @@ class Coordinator:
         return out
 
     # ---------------------------------------------------------------- absorbing
-    def absorb(self, index: int, rep: BatchReport, now: float | None = None) -> list:
-        """Take one batch report of worker ``index``; return the buckets that are new."""
+    def absorb(self, index: int, rep: BatchReport, now: float | None = None,
+               hits: dict | None = None) -> list:
+        """Take one batch report of worker ``index``; return the buckets that are new.
+        ``hits``: findings of full bugs the worker counted instead of sending
+        (``{signature: [count, last execution in the batch]}``)."""
         w = self.workers[index]
         # finding times on one campaign-wide scale: executions absorbed before this batch
         # plus the finding's place in it
@@ -156,9 +190,9 @@ class Coordinator:
                 self.logs["lock_edges"].append((index, edge))
         # group the batch's findings by (input, signature): a schedule that trips an
         # oracle is often run again and again (a LOST_WRITE in 14% of executions)
+        keys = [(ev.input_hash, signature_of(ev.finding)) for ev in rep.findings]
         groups: dict[tuple, list] = {}
-        for ev in rep.findings:
-            key = (ev.input_hash, ev.finding.signature)
+        for ev, key in zip(rep.findings, keys):
             g = groups.get(key)
             if g is None:
                 groups[key] = [ev, 1, start + ev.execution]
@@ -171,7 +205,9 @@ class Coordinator:
         # as a duplicate of its first)
         news = {g[0].execution for key, g in groups.items() if key not in self._crash_keys}
         store = [ev for ev in rep.findings if ev.execution in news] if news else []
-        self._crash_keys.update((ev.input_hash, ev.finding.signature) for ev in store)
+        if news:
+            self._crash_keys.update(key for ev, key in zip(rep.findings, keys)
+                                    if ev.execution in news)
         fresh = []
         buckets = self.buckets
         for key, (ev, count, last) in groups.items():
@@ -183,11 +219,20 @@ class Coordinator:
                 when = start + ev.execution
                 b, is_new = buckets.add(ev.finding, ev.input, ev.input_hash, when)
                 self._bucketed.add(key)
+                n = self._inputs_of[key[1]] = self._inputs_of.get(key[1], 0) + 1
+                if n == self.full_after:
+                    self.logs["full"].append((-1, key[1]))
                 b.hits += count - 1
                 self.first_found.setdefault(ev.finding.kind, when)
                 if is_new:
                     fresh.append(b)
             b.last_seen = max(b.last_seen, last)
+        for sig, (count, last) in (hits or {}).items():
+            rep_sig = buckets.find(sig)
+            b = buckets.buckets.get(rep_sig)
+            if b is not None:
+                b.hits += count
+                b.last_seen = max(b.last_seen, start + last)
         # every batch is recorded, empty or not: its stats sample carries the worker's
         # executions, which a resumed campaign starts from
         out = BatchReport(rep.executions, admitted, new_scs, feats, store, edges, rep.stats)
@@ -200,11 +245,17 @@ class Coordinator:
             return 0
         items, self.pending = self.pending, []
         if recorder is not None:
+            t0 = time.perf_counter()
             try:
                 recorder.record_many(items, len(self.buckets))
             except BaseException:
                 self.pending[:0] = items        # nothing was stored: keep it for a retry
                 raise
+            took = time.perf_counter() - t0
+            self.flush_seconds += took
+            self.flushes += 1
+            self.flush_interval = min(self.max_flush_interval,
+                                      max(self.min_flush_interval, took / STORE_SHARE))
         return len(items)
 
     # ---------------------------------------------------------------- status

@@ -39,7 +39,8 @@ class FarmOptions:
     max_restarts: int = 3
     max_task_retries: int = 3
     max_resends: int = 100         # a batch whose worker is unreachable: re-sent this often
-    flush_interval: float = 1.0    # seconds between store transactions
+    flush_interval: float = 1.0    # seconds between store transactions, at least (it
+                                   # grows with the store's load: Coordinator.flush)
     minimize: bool = True
     minimize_budget: int = 2000
     drain_timeout: float = 60.0
@@ -70,6 +71,7 @@ class Farm:
         self.seed = seed
         self.opts = opts
         self.coord = coordinator
+        coordinator.min_flush_interval = coordinator.flush_interval = opts.flush_interval
         self.recorder = recorder
         self.log = log or (lambda _m: None)
         self.minimize_executions = 0
@@ -195,10 +197,10 @@ class Farm:
                     seqs[i] = seq + 1
                     w.pid, w.node = out["pid"], out["node"]
                     submit(i)                 # keep the worker busy while we absorb
-                    for b in coord.absorb(i, out["report"]):
+                    for b in coord.absorb(i, out["report"], hits=out.get("hits")):
                         self._minimize_bucket(b)
                 now = time.monotonic()
-                if now - last_flush >= opts.flush_interval:
+                if now - last_flush >= coord.flush_interval:
                     self._flush()
                     last_flush = now
                 if progress:
@@ -279,7 +281,9 @@ def run_campaign(ray, campaign, opts: FarmOptions, *, recorder=None, hub: dict |
     loop = campaign.loop
     t0 = time.monotonic()
     coord = Coordinator(campaign.config, opts.workers, variant=loop.variant, **(hub or {}),
-                        bases=prior_workers, base_executions=base)
+                        bases=prior_workers, base_executions=base,
+                        full_after=(recorder.store.max_crashes_per_bug
+                                    if recorder is not None else 100))
     if recorder is not None:
         recorder.scenario_of = coord.scenario_of
     farm = Farm(ray, campaign.config, loop.seed, opts, coord, recorder, log=log)

@@ -71,8 +71,13 @@ def register(sub) -> None:
                    help="fuzz loops on Ray (default: the number of CPUs, here "
                         f"{os.cpu_count()}); 0 runs one loop in this process, no Ray")
     p.add_argument("--address", metavar="ADDR",
-                   help="join this Ray cluster (e.g. 10.0.0.1:6379 or ray://...) instead of "
-                        "starting a local Ray instance; starts and stops nothing")
+                   help="join this Ray cluster instead of starting a local Ray instance: "
+                        "HOST:PORT (e.g. 10.0.0.1:6379), ray://HOST:PORT (Ray Client) or "
+                        "auto (the cluster this machine or Ray Job is part of); starts and "
+                        "stops nothing. migfuzz's own code goes to the cluster's workers "
+                        "in Ray's runtime_env (py_modules): the other nodes need only the "
+                        "same Python and Ray (MIGFUZZ_SHIP_CODE=0: they have migfuzz "
+                        "installed)")
     p.add_argument("--batch", type=int, default=250, metavar="N",
                    help="executions per worker call on the farm (default 250, ~0.1 s)")
     p.add_argument("--out", default="repros", metavar="DIR",
@@ -133,6 +138,12 @@ def cmd_fuzz(args) -> int:
         raise UsageError("--workers must be 0 (in this process) or more")
     if args.workers == 0 and args.address:
         raise UsageError("--address needs workers on the cluster (--workers 1 or more)")
+    if args.address:
+        from migfuzz.workers.runtime import check_address
+        try:
+            args.address = check_address(args.address)
+        except FarmError as e:
+            raise UsageError(str(e)) from None
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
     if args.check_determinism and args.workers != 0:
