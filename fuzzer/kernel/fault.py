@@ -346,8 +346,11 @@ def device_private_fault(k: Kernel, mm: MM, vpn: int, orig: tuple):
     page = orig[1]
     gen = page.gen
     sw = k.sw
-    if not sw.dp_fault_pins and not sw.dp_fault_trylock:
-        # up to v6.0: no reference, no lock, no PTL while the callback runs
+    if not sw.dp_fault_pins:
+        # up to v6.0: no reference, no lock, no PTL while the callback runs.
+        # dp_fault_trylock changes 16ce101db85d's recheck-and-pin block, so without that
+        # block it has nothing to change (a variant with the trylock but not the pin is
+        # this path, not a trylock without the pin that migrate_vma_pages would refuse)
         yield from devmem_fault(k, mm, vpn, page, gen, None)
         return None
     yield from k.lock_ptl(mm, "fault:dp_recheck")
