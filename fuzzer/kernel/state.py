@@ -261,9 +261,9 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
                          f"page-table lock (held by {mm.ptl or 'nobody'}; "
                          f"lockdep_assert_held(ptl))", ("ptl-not-held", where),
                          address=[mm.name, vpn])
-            where = site or self.step_site()
-        else:
-            where = site or mm.ptl_site
+        # a call that names no site is named by its step (zap's pte clears by "zap:pte",
+        # not by "zap:ptl" where the lock was taken for the whole range)
+        where = site or self.step_site()
         # the mapcount rule: a page this pte stops or starts mapping is checked when the
         # PTL is released (locks.unlock_ptl); a change of bits or of entry kind that maps
         # the same page (or none) moves no mapcount

@@ -148,6 +148,15 @@ def test_a_skipped_mapcount_update_is_named_at_its_step(monkeypatch):
     assert fs[0].title.endswith("has mapcount 1 after unmap:try_to_migrate")
 
 
+def test_a_change_without_a_site_is_named_by_its_step(monkeypatch):
+    # zap clears its ptes without naming a site: the finding names the step ("zap:pte"),
+    # not where the lock was taken for the whole range ("zap:ptl")
+    mu.break_method(monkeypatch, "map_dec", "zap:pte")
+    sc = one_mm([WRITE, {"op": "zap", "mm": "A", "start": 0, "npages": 2}])
+    f = only(run(sc).findings)
+    assert f.sites == ("mapcount", "zap:pte")
+
+
 def test_the_mapcount_check_is_fatal_and_replays(monkeypatch):
     mu.break_method(monkeypatch, "map_inc", "finalize:remove_migration_ptes")
     r = run(one_mm([MIG]))
