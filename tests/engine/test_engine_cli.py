@@ -20,7 +20,12 @@ def migfuzz(*args, cwd=None):
 def test_variants_and_scenarios_list_the_presets():
     out = json.loads(migfuzz("variants", "--json").stdout)
     names = [v["name"] for v in out["variants"]]
-    assert names == ["v5.15", "v5.16", "v6.1", "blocking-lock"]
+    assert names == ["v5.15", "v5.16", "v6.1", "6.1.192", "6.12.117", "mainline",
+                     "blocking-lock"]
+    # issue 12: the releases name the source text they follow
+    desc = {v["name"]: v["description"] for v in out["variants"]}
+    assert "linux-source-6.1 " in desc["6.1.192"] and "linux-source-6.12" in desc["6.12.117"]
+    assert "torvalds/linux" in desc["mainline"] and "022a12deda53" in desc["mainline"]
     assert out["variants"][0]["switches"]["pfn_locked"] is True
     scs = json.loads(migfuzz("scenarios", "--json").stdout)
     assert {"overlap-2", "cross-mm-opposite", "madvise-race", "dp-fault-race", "fault-storm",
