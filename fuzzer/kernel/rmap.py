@@ -24,7 +24,25 @@ class Rmap:
         if value != old:
             self._audit(site, page, "+mapcount" if value > old else "-mapcount")
             if self.cur is not None:
-                self.touched[page.pfn] = (page, site)   # checked at the PTL release
+                self.touch_map(page, site, value - old)    # checked at the PTL release
+
+    def touch_map(self, page: Page, site: str, delta: int) -> None:
+        """Log a change of ``page``'s mapcount (+delta) or of its mappings (a pte or pmd
+        gained: -1, lost: +1) for the check at the next PTL release (locks.py). Per actor
+        the two cancel out when its section of work is right (page_add_anon_rmap with
+        set_pte_at, page_remove_rmap with the clear), so the actor whose balance is not
+        zero is the one that skipped its half, whoever releases a lock first."""
+        ent = self.touched.get(page.pfn)
+        if ent is None:
+            ent = self.touched[page.pfn] = [page, {}, site]
+        who = self.who
+        acc = ent[1].get(who)
+        if acc is None:
+            ent[1][who] = [delta, site]
+        else:
+            acc[0] += delta
+            acc[1] = site
+        ent[2] = site
 
     def map_inc(self, page: Page, site: str) -> None:
         self.set_mapcount(page, page.mapcount + 1, site)

@@ -195,8 +195,8 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
         self.dp_base = 0 if sw.dp_idle_zero else 1
         # what the rules checked during the run (the assertions below, locks.py, tlb.py,
         # page_lock.py, migration_entries.py) need to remember:
-        self.touched: dict[int, tuple] = {}      # pfn -> (page, site): mapping or mapcount
-        #                                          changed since the last PTL release
+        self.touched: dict[int, list] = {}       # pfn -> [page, {actor: [balance, site]},
+        #                  last site]: mapping or mapcount changed since the last check
         self.tlb_pending: dict[tuple, tuple] = {}   # (mm, vpn) -> (actor, site): a present
         #                          pte cleared while a TLB still held it, not flushed yet
         self.flush_late: dict[tuple, str] = {}   # (mm, vpn) -> site: cleared there, the
@@ -271,9 +271,9 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
         now = pte[1] if pte[0] == PRESENT or pte[0] == DEVICE else None
         if was is not now:
             if was is not None:
-                self.touched[was.pfn] = (was, where)
+                self.touch_map(was, where, 1)       # one mapping fewer
             if now is not None:
-                self.touched[now.pfn] = (now, where)
+                self.touch_map(now, where, -1)      # one mapping more
         # 60bae7370896's rule (tlb.py): a present pte cleared or replaced while a CPU's TLB
         # still caches it must be flushed before the PTL is released. zap_pte_range is the
         # kernel's exception: its mmu_gather raises mm->tlb_flush_pending and holds the
