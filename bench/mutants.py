@@ -21,11 +21,13 @@ For every mutant:
    fingerprints all equal the unmutated baseline's is equivalent: reported, and left out of
    the score (no oracle could ever catch it on these scenarios).
 3. Campaign: the default campaign (every built-in concurrency and known-bug scenario plus
-   generated ones, portfolio search, seed --seed) for --execs executions on the mutant's
-   variant, bounded by --max-seconds (a mutant that makes most runs hang costs ~60 ms per
-   execution instead of ~0.4 ms; one cut short is reported with the executions it reached).
-   Caught: the campaign has a bucket none of whose signatures the unmutated baseline of the
-   same command (variant, seed, executions) has. Reported per mutant: caught or missed,
+   generated ones, portfolio search, seed --seed) for up to --execs executions on the
+   mutant's variant. Caught: the campaign has a bucket holding a signature the unmutated
+   baseline of the same command (variant, seed, --execs executions, never cut by time)
+   never gave. A mutant not caught runs the whole --execs (cut only at
+   --max-seconds-uncaught); once caught, a campaign only counts buckets and stops after
+   --stop-after-caught executions or --max-seconds (a mutant that makes most runs hang
+   costs ~60 ms per execution instead of ~0.4 ms), and says so. Reported per mutant: caught or missed,
    executions to the first new bucket, the number of new buckets, the main title (the first
    new bucket's) and whether it names the mutated site or its rule (any of the mutant's
    ``names`` as a substring).
@@ -85,7 +87,8 @@ EQUIV_SEEDS = 8
 # machine): 100,000 executions take ~40 s on an unmutated model; a hang costs the step
 # bound (20,000 steps, ~60 ms) instead
 DEFAULT_EXECS = 100_000
-DEFAULT_MAX_SECONDS = 600.0
+DEFAULT_MAX_SECONDS = 120.0
+DEFAULT_MAX_UNCAUGHT = 1800.0
 # A caught mutant stops after this many executions: 60 mutants x 100,000 executions is
 # ~70 CPU-minutes uncontended (plus the hangs), more than a shared 2-core machine has for
 # one measurement; a mutant not caught still runs the whole --execs, so "caught within
@@ -313,6 +316,7 @@ def _equiv(job: dict) -> dict:
     from migfuzz.fuzzer.scheduler.conflict_delay import ConflictDelay
     from migfuzz.fuzzer.scheduler.pct import PCT
     from migfuzz.fuzzer.scheduler.random_walk import RandomWalk
+    expect = job.get("expect")      # the baseline's: stop at the first run that differs
     out = {}
     for name in scenario_names():
         sc = get_scenario(name)
@@ -324,6 +328,10 @@ def _equiv(job: dict) -> dict:
                 prints.append(hashlib.sha256(
                     f"{r.trace_hash}|{sigs}|{_state_digest(r.kernel)}".encode()
                 ).hexdigest()[:16])
+                if expect is not None:
+                    want = expect.get(name, [])
+                    if len(prints) > len(want) or prints[-1] != want[len(prints) - 1]:
+                        return {"differs": f"{name} ({type(strat).__name__} seed {seed})"}
         out[name] = prints
     return {"fingerprints": out}
 
@@ -339,20 +347,25 @@ def _campaign(job: dict) -> dict:
     vname, _ = resolve_variant(job["variant"])
     camp = Campaign(FuzzConfig(vname, scs, "portfolio", gen), job["seed"])
     t0 = time.monotonic()
-    deadline = t0 + job["max_seconds"]
     known = set(job.get("known", ()))
     after = job.get("stop_after_caught") or job["execs"]
+    timed_out = [False]
 
     def stop(c) -> bool:
-        if time.monotonic() >= deadline:
+        caught = (job.get("known") is not None
+                  and any(s not in known for b in c.buckets for s in b.signatures))
+        # once caught, the run only counts buckets: it stops after `after` executions or
+        # max_seconds (a mutant whose runs hang costs ~60 ms per execution); not caught
+        # yet, it goes on to the whole budget unless max_seconds_uncaught passes
+        limit = job["max_seconds"] if caught else job.get("max_seconds_uncaught", 1e9)
+        if time.monotonic() - t0 >= limit:
+            timed_out[0] = True
             return True
-        # caught (a signature the baseline lacks) and past the bucket-counting budget
-        return (c.loop.executions >= after and job.get("known") is not None
-                and any(s not in known for b in c.buckets for s in b.signatures))
+        return caught and c.loop.executions >= after
 
     camp.run(execs=job["execs"], stop=stop)
     return {"executions": camp.loop.executions, "seconds": round(time.monotonic() - t0, 2),
-            "timed_out": time.monotonic() >= deadline,
+            "timed_out": timed_out[0],
             "variant": vname,
             "buckets": [{"signature": b.signature, "signatures": b.signatures,
                          "kind": b.kind, "title": b.title, "alt_titles": b.alt_titles,
@@ -387,10 +400,12 @@ def classify(m: Mutant, base_equiv: dict, equiv: dict, base_camp: dict | None,
     if "error" in equiv:
         row.update(status="error", error=equiv["error"])
         return row
-    differ = {n: sum(a != b for a, b in zip(base_equiv[n], fp))
-              for n, fp in equiv["fingerprints"].items() if fp != base_equiv.get(n)}
-    row["equiv_runs_changed"] = sum(differ.values())
-    row["equiv_scenarios_changed"] = sorted(differ)
+    if "differs" in equiv:
+        row["equiv_first_change"] = equiv["differs"]
+        differ = {equiv["differs"]: 1}
+    else:
+        differ = {n: sum(a != b for a, b in zip(base_equiv[n], fp))
+                  for n, fp in equiv["fingerprints"].items() if fp != base_equiv.get(n)}
     if not differ:
         row["status"] = "equivalent"
         return row
@@ -453,7 +468,9 @@ def write_md(path: Path, res: dict) -> None:
         f"Command: `{res['command']}`", "",
         f"Model source: {res['source']}. Budget: {res['execs']:,} executions per campaign "
         f"(a caught mutant stops after {res['stop_after_caught']:,}, so its new buckets are "
-        f"counted over that many; a campaign is also cut at {res['max_seconds']:.0f} s), "
+        f"counted over that many, or over what it reached in {res['max_seconds']:.0f} s once "
+        f"caught; one not caught runs the whole budget, cut only at "
+        f"{res['max_seconds_uncaught']:.0f} s; baselines are never cut), "
         f"seed {res['seed']}, {res['jobs']} parallel jobs, Python {res['python']}; total "
         f"{res['seconds']:.0f} s.", "",
         "## Score", "",
@@ -467,20 +484,36 @@ def write_md(path: Path, res: dict) -> None:
         f"{_pct(s['named_share'])} (target >= 80%: "
         f"{ok(s['named_share'] is not None and s['named_share'] >= TARGET_NAMED)})",
         f"- executions to the first new bucket, median: {s['median_first_new']}",
-        f"- campaigns cut short by the time bound: {s['cut_short']}", "",
+        f"- campaigns stopped by a time bound (caught: bucket count over fewer executions; "
+        f"missed: not the whole budget): {s['cut_short']}", "",
         "Caught: a bucket holding a signature the unmutated baseline of the same command "
         "never gave (baseline buckets per variant below; the campaign merges the "
         "signatures one input gave into one bucket, hence the signature counts). Main "
         "title: the first new bucket's. Equivalent: no change of trace hash, findings or end state on any "
         f"built-in scenario under {EQUIV_SEEDS} seeds each of random walk, PCT d=3 and "
         "conflict delay.", "",
-        "## Per mutant", "",
+        "## By kind", "",
+        "| kind | mutants | equivalent | caught / scored | title names site or rule |",
+        "|---|---|---|---|---|",
+    ]
+    for kind in KINDS:
+        rs = [r for r in res["rows"] if r["kind"] == kind]
+        if not rs:
+            continue
+        sc = [r for r in rs if r["status"] in ("caught", "missed")]
+        ca = [r for r in sc if r["status"] == "caught"]
+        lines.append(f"| {kind} | {len(rs)} | {sum(r['status'] == 'equivalent' for r in rs)} "
+                     f"| {len(ca)} / {len(sc)} | {sum(bool(r['named']) for r in ca)} / "
+                     f"{len(ca)} |")
+    lines += [
+        "", "## Per mutant", "",
         "| mutant | kind | variant | result | first new (execs) | new buckets (signatures) | names site/rule | main title |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in res["rows"]:
         if r["status"] == "caught":
-            res_s = "caught" + (" (cut short at %d)" % r["executions"] if r["cut_short"] else "")
+            res_s = "caught" + (" (buckets over %d executions: time bound)" % r["executions"]
+                                if r["cut_short"] else "")
             cells = [res_s, str(r["first_new"]),
                      f"{r['new_buckets']} ({r['new_signatures']} sig.)",
                      "yes" if r["named"] else ("no (another bucket does)" if r["named_any"]
@@ -512,7 +545,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
-                    help="wall-clock bound per campaign (default 600)")
+                    help="wall-clock bound on a caught mutant's campaign (default "
+                         "%(default)s): it only counts buckets from then on")
+    ap.add_argument("--max-seconds-uncaught", type=float, default=DEFAULT_MAX_UNCAUGHT,
+                    help="wall-clock bound on a campaign that has not caught its mutant "
+                         "(default %(default)s; cut there, the mutant is reported missed "
+                         "and cut short)")
     ap.add_argument("--stop-after-caught", type=int, default=DEFAULT_STOP_AFTER,
                     metavar="N", help="a mutant with a new bucket stops after N executions "
                     "(its new buckets are counted over N; default %(default)s); one without "
@@ -543,8 +581,8 @@ def _main(args, argv) -> int:
             raise MutantError(f"--{name.replace('_', '-')} must be at least 1")
     if args.stop_after_caught < 0:
         raise MutantError("--stop-after-caught must be 0 or more")
-    if args.max_seconds <= 0:
-        raise MutantError("--max-seconds must be positive")
+    if args.max_seconds <= 0 or args.max_seconds_uncaught <= 0:
+        raise MutantError("--max-seconds and --max-seconds-uncaught must be positive")
     mutants = load_mutants(Path(args.mutants))
     if args.only:
         want = [x for x in args.only.split(",") if x]
@@ -575,7 +613,8 @@ def _main(args, argv) -> int:
             copies[m.id] = d
         variants = sorted({m.variant for m in mutants})
         camp_job = {"type": "campaign", "execs": args.execs, "seed": args.seed,
-                    "max_seconds": args.max_seconds}
+                    "max_seconds": args.max_seconds,
+                    "max_seconds_uncaught": args.max_seconds_uncaught}
         stop_after = min(args.stop_after_caught or args.execs, args.execs)
         eq_job = {"type": "equiv", "seeds": args.equiv_seeds}
         lock = threading.Lock()
@@ -589,9 +628,17 @@ def _main(args, argv) -> int:
             # phase 1: equivalence (fast), baselines' fingerprints and every mutant's, with
             # the baselines' campaigns (the whole --execs each) queued first
             beq = {v: pool.submit(run_job, base, dict(eq_job, variant=v)) for v in variants}
-            bc = {v: pool.submit(run_job, base, dict(camp_job, variant=v)) for v in variants}
-            meq = {m.id: pool.submit(run_job, copies[m.id], dict(eq_job, variant=m.variant))
-                   for m in mutants}
+
+            def mut_equiv(m):
+                # told the baseline's fingerprints, the child stops at the first run that
+                # differs: only an equivalent mutant runs them all
+                b = beq[m.variant].result()
+                if "error" in b:
+                    return b
+                return run_job(copies[m.id], dict(eq_job, variant=m.variant,
+                                                  expect=b["fingerprints"]))
+
+            meq = {m.id: pool.submit(mut_equiv, m) for m in mutants}
             base_eq = {v: f.result() for v, f in beq.items()}
             for v, r in base_eq.items():
                 if "error" in r:
@@ -608,6 +655,12 @@ def _main(args, argv) -> int:
                     live.append(m)
             say(f"equivalence done: {len(live)} of {len(mutants)} mutants change behaviour; "
                 f"campaigns of {args.execs:,} executions next")
+            # the baselines of the variants some mutant runs on, first in the queue; a
+            # baseline (no "known") is never cut by time, so a mutant is compared with
+            # everything the unmutated model gives within the whole budget
+            bc = {v: pool.submit(run_job, base, dict(camp_job, variant=v,
+                                                     max_seconds_uncaught=1e9))
+                  for v in sorted({m.variant for m in live})}
             # phase 2: the mutants' campaigns, each told its baseline's signatures so it
             # can stop once caught and past stop_after
             total = len(live)
@@ -657,6 +710,7 @@ def _main(args, argv) -> int:
                                                               else argv),
            "source": source, "execs": args.execs, "seed": args.seed, "jobs": args.jobs,
            "max_seconds": args.max_seconds, "equiv_seeds": args.equiv_seeds,
+           "max_seconds_uncaught": args.max_seconds_uncaught,
            "stop_after_caught": stop_after,
            "python": platform.python_version(), "seconds": round(time.monotonic() - t0, 1),
            "summary": summarize(rows), "rows": rows,
