@@ -264,6 +264,13 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
         # a call that names no site is named by its step (zap's pte clears by "zap:pte",
         # not by "zap:ptl" where the lock was taken for the whole range)
         where = site or self.step_site()
+        if pte[0] == MIGRATION and pte[1].locked_by is None:
+            # "Any use of migration entries may only occur while the corresponding page is
+            # locked" (pfn_swap_entry_to_page's BUG_ON): the installer holds the lock
+            self.bug("VM_BUG_ON", f"VM_BUG_ON: migration entry installed at {where} for a "
+                     f"page that is not locked (BUG_ON(!PageLocked) in "
+                     f"pfn_swap_entry_to_page)", ("migration-entry-unlocked", where),
+                     address=[mm.name, vpn], pfn=pte[1].pfn)
         # the mapcount rule: a page this pte stops or starts mapping is checked when the
         # PTL is released (locks.unlock_ptl); a change of bits or of entry kind that maps
         # the same page (or none) moves no mapcount

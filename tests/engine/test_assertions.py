@@ -51,23 +51,51 @@ def test_a_pte_changed_without_the_ptl_names_the_step(monkeypatch):
     assert f.sites == ("ptl-not-held", "finalize:remove_migration_ptes")
 
 
-def test_remove_migration_ptes_on_an_unlocked_page(monkeypatch):
-    # collect's trylock "succeeds" without setting PG_locked; nothing moves (both
-    # destinations fail), so finalize restores the unlocked page
+def test_a_migration_entry_for_an_unlocked_page_names_the_install(monkeypatch):
+    # collect's trylock "succeeds" without setting PG_locked
     mu.break_method(monkeypatch, "_set_lock", "collect:trylock")
-    f = only(run(one_mm([dict(MIG, fail_alloc=[0, 1])])).findings)
-    assert f.title == ("VM_BUG_ON: page not locked in remove_migration_ptes "
-                       "(finalize:remove_migration_ptes)")
-
-
-@pytest.mark.parametrize("site,which", [("collect:trylock", "page"),
-                                        ("driver:alloc", "destination page")])
-def test_a_page_moved_unlocked(monkeypatch, site, which):
-    mu.break_method(monkeypatch, "_set_lock", site)
     f = only(run("migrate").findings)
     assert f.kind == "VM_BUG_ON"
-    assert f.title.startswith(f"VM_BUG_ON: {which} not locked when it is moved "
-                              f"(finalize:remove_migration_ptes")
+    assert f.sites == ("migration-entry-unlocked", "collect:install_migration")
+
+
+def _kernel_with_entry():
+    """A kernel with page P behind a migration entry at A:0, P not locked (built with no
+    actor running, where no rule is checked)."""
+    from migfuzz.fuzzer.kernel.state import MM, MIGRATION
+    k = Kernel(resolve_variant("v6.1")[1], 1)
+    mm = k.mms["A"] = MM("A")
+    page = k.alloc_page("test", "migrate")
+    k.set_pte(mm, 0, (MIGRATION, page, True, False), "test")
+    return k, page
+
+
+def test_remove_migration_ptes_on_an_unlocked_page():
+    from migfuzz.fuzzer.kernel.migration_entries import remove_migration_ptes
+    k, page = _kernel_with_entry()
+    with pytest.raises(KernelBug) as e:
+        list(remove_migration_ptes(k, page, page, "finalize:remove_migration_ptes"))
+    assert e.value.finding.title == ("VM_BUG_ON: page not locked in remove_migration_ptes "
+                                     "(finalize:remove_migration_ptes)")
+
+
+def test_a_source_page_moved_unlocked():
+    from migfuzz.fuzzer.kernel.migration_entries import remove_migration_ptes
+    k, page = _kernel_with_entry()
+    page.isolated = True
+    new = k.alloc_page("driver:alloc", "driver")
+    k._set_lock(new, "driver:alloc")
+    with pytest.raises(KernelBug) as e:
+        list(remove_migration_ptes(k, page, new, "finalize:remove_migration_ptes"))
+    assert e.value.finding.sites == ("not-locked:move", "finalize:remove_migration_ptes")
+
+
+def test_a_destination_page_moved_unlocked(monkeypatch):
+    mu.break_method(monkeypatch, "_set_lock", "driver:alloc")
+    f = only(run("migrate").findings)
+    assert f.kind == "VM_BUG_ON"
+    assert f.title.startswith("VM_BUG_ON: destination page not locked when it is moved "
+                              "(finalize:remove_migration_ptes")
 
 
 def test_a_page_moved_while_on_the_lru(monkeypatch):
