@@ -26,7 +26,8 @@ from ..kernel.state import HPAGE_NR
 MAX_PAGES = 8            # per vma in a generated scenario
 MAX_ACTORS = 4
 STATES = ("present", "present", "device", "swapped", "zero", "none")
-OTHER_OPS = ("read", "write", "zap", "evict", "pin", "compact", "reclaim", "gup_fast")
+OTHER_OPS = ("read", "write", "zap", "evict", "pin", "compact", "reclaim", "gup_fast",
+             "hmm_fault", "evict_pfns")
 
 
 def scenario_key(sc: dict) -> str:
@@ -77,14 +78,21 @@ def _new_command(sc: dict, rng: random.Random, op: str) -> list[dict] | None:
     mm, vma = rng.choice(vmas)
     s, n = _rand_range(rng, vma)
     if op == "migrate":
-        return [{"op": "migrate", "mm": mm, "start": s, "npages": n}]
-    if op == "evict":
-        return [{"op": "evict"}]
+        cmd = {"op": "migrate", "mm": mm, "start": s, "npages": n}
+        # one migration in five also selects device-private pages (a device-to-device or
+        # mixed migration: what b570f37a2ce4's livelock needs)
+        if rng.random() < 0.2:
+            cmd["select_device"] = True
+        return [cmd]
+    if op in ("evict", "evict_pfns"):
+        return [{"op": op}]
     if op == "pin":
         return [{"op": "pin", "mm": mm, "start": s, "npages": n}, {"op": "unpin"}]
     cmd = {"op": op, "mm": mm, "start": s, "npages": n}
     if op in ("read", "write") and rng.random() < 0.3:
         cmd["repeat"] = rng.randint(2, 3)
+    if op == "hmm_fault" and rng.random() < 0.5:
+        cmd["write"] = True
     return [cmd]
 
 

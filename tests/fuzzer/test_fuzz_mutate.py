@@ -57,3 +57,23 @@ def test_mutation_does_not_touch_the_parent():
     for s in range(20):
         mutate(sc, random.Random(s))
     assert json.dumps(sc, sort_keys=True) == before
+
+
+def test_campaigns_generate_every_command_kind():
+    """A command kind the scenario language has but mutation never writes is checked only
+    on the built-in scenarios that name it (hmm_fault and evict_pfns were, once): every
+    kind shows up in generated and mutated scenarios, and so does a migration that also
+    selects device-private pages."""
+    from migfuzz.fuzzer.scenario import OPS
+    seen, select_device = set(), False
+    rng = random.Random(1)
+    for i in range(600):
+        sc = generate(rng) if i % 2 else mutate(get_scenario(BASE[i % len(BASE)]), rng)[0]
+        for a in sc["actors"]:
+            for c in a["program"]:
+                seen.add(c["op"])
+                select_device |= bool(c.get("select_device"))
+    # fork: a mutated fork would orphan every later command naming its child mm; the
+    # built-in fork scenarios (and their mutants, which keep the fork) cover it
+    assert set(OPS) - {"fork"} <= seen, set(OPS) - seen
+    assert select_device
