@@ -41,6 +41,8 @@ def describe_command(cmd: dict) -> str:
     extra = []
     if op == "migrate":
         extra.append(f"to {cmd.get('device', 'the device')}")
+        if cmd.get("select_device"):
+            extra.append("(device-private pages too)")
         for key in ("fail_alloc", "fail_isolate"):
             if cmd.get(key):
                 extra.append(f"{key.replace('_', ' ')} at {cmd[key]}")
@@ -48,8 +50,12 @@ def describe_command(cmd: dict) -> str:
         extra.append(f"{cmd['mm']} -> {cmd['child']}")
     if cmd.get("repeat", 1) > 1:
         extra.append(f"x{cmd['repeat']}")
-    if op == "evict":
+    if op in ("evict", "evict_pfns"):
         extra.append(cmd.get("device", "the device"))
+        if op == "evict_pfns":
+            extra.append("by pfn")
+    if op in ("hmm_fault", "pin") and cmd.get("write"):
+        extra.append("for write")
     return " ".join([op + where] + extra)
 
 
