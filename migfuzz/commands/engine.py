@@ -88,7 +88,14 @@ def cmd_variants(args) -> int:
                    "switches": SWITCH_DOCS}, sys.stdout, indent=1)
         print()
         return EXIT_OK
-    table([(n, on or "-") for n, _, on in rows], ["variant", "switches on"])
+    # the newer releases turn on a dozen switches: wrap the list (continuation rows leave
+    # the variant column empty) so the table fits an 80-column terminal
+    import textwrap
+    lines = []
+    for n, _, on in rows:
+        for i, part in enumerate(textwrap.wrap(on, 64) or ["-"]):
+            lines.append((n if i == 0 else "", part))
+    table(lines, ["variant", "switches on"])
     print()
     for n, desc, _ in rows:
         print(f"{n}: {desc}")
