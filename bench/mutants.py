@@ -537,6 +537,21 @@ def write_md(path: Path, res: dict) -> None:
                      f"{len(b['buckets'])} bucket(s)"
                      + (": " + "; ".join(x["title"][:120] for x in b["buckets"])
                         if b["buckets"] else ""))
+    lines += ["", "## How to read it", "",
+              "- A mutant is one edit (or a few) of a copy of the model, as a patch under "
+              "review would make it; bench/mutants/*.toml holds each one's exact old and new "
+              "text. `python bench/mutants.py --check` fails, naming it, when the model no "
+              "longer has a mutant's old text (tests/bench/test_mutants.py runs that check).",
+              "- 'Names site/rule': the main title contains one of the mutant's `names`: the "
+              "mutated site (or the PTL section it is in) or the rule it breaks "
+              "('60bae7370896', 'dirty bit', 'GUP-pinned'); the site where a leaked lock or "
+              "reference was taken, or where a stale read happened, does not count (the "
+              "symptom, issue 13 item 3).",
+              "- A missed mutant is a change no oracle flags within the budget: a check "
+              "another check backs up (the model then behaves the same at every oracle), "
+              "or damage the oracles do not look at.",
+              "- Equivalence is judged on the built-in scenarios only: a mutant whose code "
+              "only generated scenarios reach is reported equivalent."]
     lines += ["", "## What each mutant does", ""]
     for r in res["rows"]:
         lines.append(f"- **{r['id']}** ({r['file']}): {r['why']}")
