@@ -206,7 +206,7 @@ def _never_flushed(k: Kernel) -> None:
     entry already did visible damage: that LOST_WRITE names the clear in its title."""
     if not k.tlb_pending or any(f.sites == ("stale-tlb",) for f in k.findings):
         return
-    (name, vpn), (_, where) = next(iter(k.tlb_pending.items()))
+    (name, vpn), (_, where, _) = next(iter(k.tlb_pending.items()))
     k.report("ASSERTION", f"ASSERTION: pte cleared at {where} while a TLB held it was "
              f"never flushed (60bae7370896's rule: flushed before its page-table lock is "
              f"released)", ("tlb-never-flushed", where), address=[name, vpn])

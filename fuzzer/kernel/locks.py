@@ -80,9 +80,10 @@ class Locks:
         every migration, harmlessly without a racing zap); remembered so that the damage
         it leads to, a write or read through the stale TLB entry, names it (report())."""
         who = self.who
-        for key, (clearer, where) in self.tlb_pending.items():
+        for key, (clearer, where, pfn) in self.tlb_pending.items():
             if key[0] == mm.name and clearer == who:
                 self.flush_late[key] = where
+                self.flush_late_pfn[pfn] = where
 
     def mmap_read_lock(self, mm: MM, site: str):
         if mm.mmap_writer is not None:

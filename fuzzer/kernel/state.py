@@ -201,15 +201,19 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
         #                          pte cleared while a TLB still held it, not flushed yet
         self.flush_late: dict[tuple, str] = {}   # (mm, vpn) -> site: cleared there, the
         #                          PTL released before the flush (60bae7370896's rule)
+        self.flush_late_pfn: dict[int, str] = {}   # the same, by the page it mapped
         self.moved: dict[int, tuple] = {}        # old pfn -> (new page, site) of each move
         self.pin_info: dict[tuple, list] = {}    # (actor, pfn) -> [(mm, vpn, write)] per pin
 
     # ---- findings and coverage -------------------------------------------------------
     def report(self, kind: str, title: str, sites: tuple, **detail) -> None:
-        if kind == "LOST_WRITE" and sites == ("stale-tlb",):
-            # the damage of a flush after the PTL release names the clear that broke the
-            # rule, in the title only: the bucket stays the stale-TLB one
-            late = self.flush_late.get(tuple(detail.get("address", ())))
+        if self.flush_late_pfn and (kind == "LOST_WRITE" and sites == ("stale-tlb",) or
+                                kind == "USE_AFTER_FREE" and sites[0].startswith("cpu:tlb")):
+            # the damage of a flush after the PTL release (a write or read through the
+            # stale TLB entry, of a page since freed or no longer mapped) names the clear
+            # that broke the rule, in the title only: the bucket stays the same
+            late = (self.flush_late.get(tuple(detail.get("address", ())))
+                    if kind == "LOST_WRITE" else self.flush_late_pfn.get(detail.get("pfn")))
             if late is not None:
                 title += (f"; the pte was cleared at {late} and not flushed before its "
                           f"page-table lock was released (60bae7370896's rule)")
@@ -289,7 +293,7 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
             tkey = (mm.name, vpn)
             for tlb in self.tlbs:
                 if tkey in tlb:
-                    self.tlb_pending[tkey] = (who, where)
+                    self.tlb_pending[tkey] = (who, where, old[1].pfn)
                     break
 
     def _forking_into(self, mm: MM) -> bool:

@@ -285,3 +285,17 @@ def test_a_skipped_rmap_update_is_one_bucket_named_by_its_step(monkeypatch):
     assert [b.kind for b in buckets].count("HANG") == 0, [b.title for b in buckets]
     named = [b for b in buckets if "collect:install_migration" in b.title]
     assert named and named[0] is buckets[0], [b.title for b in buckets]
+
+
+def test_a_use_after_free_through_a_late_flushed_tlb_names_the_clear():
+    # the other face of 60bae7370896's race (a stale TLB entry to a page freed since):
+    # the title names the clear, the bucket stays the access site's
+    k = Kernel(resolve_variant("v5.16")[1], 1)
+    page = k.alloc_page("test", "map")
+    k.flush_late_pfn[page.pfn] = "collect:install_migration"
+    k.use_after_free(page, "cpu:tlb_write", "CPU access through a TLB entry")
+    f = only(k.findings)
+    assert f.sites == ("cpu:tlb_write",)
+    assert f.title.endswith("the pte was cleared at collect:install_migration and not "
+                            "flushed before its page-table lock was released "
+                            "(60bae7370896's rule)")
