@@ -258,14 +258,23 @@ def _split_folio(k: Kernel, m: MigrateVma, head, unmapped: int, start: int, end:
 
     Entries cleared before this point without a flush (ptep_get_and_clear for pages
     that are not anon-exclusive) stay in other CPUs' TLBs from the unlock until the
-    flush at the end of the walk (success) or here (failure)."""
+    flush at the end of the walk (success) or here (failure). And the folio, read from
+    the pte under the PTL, is referenced only after the unlock: a migration or zap that
+    frees it in between makes folio_get/folio_lock/split_folio touch a freed page
+    (`split_folio_get_first` is the hypothetical fix)."""
     mm = m.mm
+    own = not (m.fault_locked and head is m.fault_page)
+    if own and k.sw.split_folio_get_first:
+        # the hypothetical fix: pin the folio while the pte still maps it
+        k.get(head, "migrate", "collect:split_folio_get")
     k.unlock_ptl(mm)
     k.branch("collect:split_folio")
     yield ("collect:split_folio", ("page", head.pfn))
-    own = not (m.fault_locked and head is m.fault_page)
     if own:
-        k.get(head, "migrate", "collect:split_folio_get")
+        if not k.sw.split_folio_get_first:
+            # folio_get() with no lock held: nothing kept the folio alive since the
+            # unlock (a racing migration or zap may have freed it)
+            k.get(head, "migrate", "collect:split_folio_get")
         yield from k.lock_page(head, "collect:split_folio_lock")
     ret = yield from split_huge_page(k, head, "collect:split_folio")
     if own:

@@ -83,6 +83,11 @@ class Switches:
     # the device-private THP series (v6.19): the THP branch trylocks the folio under the
     # pmd lock and drops its reference when the trylock fails (the 6.1-6.18 leak gone).
     thp_collect_locked: bool = False
+    # collect_split_folio with the large folio's reference taken before pte_unmap_unlock
+    # (as the THP branch does: folio_get, then spin_unlock). No kernel does: mainline takes
+    # it in migrate_vma_split_folio after the unlock (a use-after-free window,
+    # bench/results/hypotheses.md). A hypothetical fix, off in every preset.
+    split_folio_get_first: bool = False
 
     def as_dict(self) -> dict[str, bool]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -123,6 +128,8 @@ SWITCH_DOCS: dict[str, str] = {
                       "(WARN_ON_ONCE, ~v6.15)",
     "thp_collect_locked": "collect's THP branch trylocks under the pmd lock and drops the "
                           "reference on failure (device-private THP series, v6.19)",
+    "split_folio_get_first": "collect takes the large folio's reference before dropping "
+                             "the PTL (hypothetical fix of the split-folio use-after-free)",
 }
 
 _V515 = Switches(pfn_locked=True)

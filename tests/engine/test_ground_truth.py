@@ -147,11 +147,12 @@ def _release_table():
 RELEASE_TABLE = _release_table()
 # executions that run to the step bound (H3's livelocked fault) are slow: 5 are enough,
 # every one shows it; H2 needs about 100 (first hit at seed 102 of 2,000)
-_BUDGET = {"dirty-page": 5, "migrate-swapcache": 5, "h2-split-window": 1000}
+_BUDGET = {"dirty-page": 5, "migrate-swapcache": 5, "h2-split-window": 1000,
+           "h2-split-fail": 1000, "h2-split-uaf": 1000}
 
 
 def test_release_table_covers_the_ground_truth_scenarios():
-    assert len(RELEASE_TABLE) == 3 * 11
+    assert len(RELEASE_TABLE) == 3 * 13
     assert {s for s, _, _ in RELEASE_TABLE} >= {"thp-collect-race", "h2-split-window",
                                                  "migrate-swapcache", "madvise-race"}
 

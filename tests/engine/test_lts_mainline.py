@@ -143,6 +143,35 @@ def test_h2_window_closed_without_the_split(variant):
     assert seed is None
 
 
+def test_h2_failure_exit_flushes_after_the_unlock():
+    # a second migration's folio_get fails the first one's split (can_split_folio): the
+    # flush for what was already unmapped comes after pte_unmap_unlock
+    sc = get_scenario("h2-split-fail")
+    seen = set()
+    for seed in range(200):
+        seen |= set(run(sc, "mainline", seed).branches)
+    assert {"collect:split_folio_fail", "collect:split_fail_flush_after_unlock",
+            "collect:split_folio:busy"} <= seen
+    assert not any("collect:split_folio" in b for seed in range(200)
+                   for b in run(sc, "6.12.117", seed).branches)
+
+
+def test_split_folio_reference_taken_after_the_unlock_is_a_use_after_free():
+    # mainline: migrate_vma_split_folio's folio_get comes after pte_unmap_unlock; a second
+    # migration splits the folio, migrates its head subpage and frees it in between. With
+    # the reference taken under the PTL (the hypothetical fix) every schedule within two
+    # preemptions is clean; 6.12.117 has no such path.
+    from migfuzz.fuzzer.search.bounded import prove
+    sc = get_scenario("h2-split-uaf")
+    p = prove(sc, "mainline", 1)
+    assert p.findings, p.verdict()
+    f = p.findings[0][1]
+    assert f.kind == "USE_AFTER_FREE" and f.sites == ("collect:split_folio_get",)
+    assert f.detail["freed_at"] == "finalize:put_old"
+    for variant in ("mainline+split_folio_get_first", "6.12.117"):
+        assert prove(sc, variant, 2).clean, variant
+
+
 # ---- the fault folio locked by do_swap_page (dp_fault_trylock) ------------------------
 def test_collect_does_not_relock_the_callers_fault_folio():
     # the caller holds the device page's lock; without the switch collect's trylock of
