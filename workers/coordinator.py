@@ -136,7 +136,7 @@ class Coordinator:
                hits: dict | None = None) -> list:
         """Take one batch report of worker ``index``; return the buckets that are new.
         ``hits``: findings of full bugs the worker counted instead of sending
-        (``{signature: [count, last execution in the batch]}``)."""
+        (``{signature: [count, last execution in the batch, input hashes]}``)."""
         w = self.workers[index]
         # finding times on one campaign-wide scale: executions absorbed before this batch
         # plus the finding's place in it
@@ -227,12 +227,20 @@ class Coordinator:
                 if is_new:
                     fresh.append(b)
             b.last_seen = max(b.last_seen, last)
-        for sig, (count, last) in (hits or {}).items():
-            rep_sig = buckets.find(sig)
-            b = buckets.buckets.get(rep_sig)
-            if b is not None:
-                b.hits += count
-                b.last_seen = max(b.last_seen, start + last)
+        for sig, (count, last, *hashes) in (hits or {}).items():
+            if sig not in buckets.parent:
+                continue                        # never bucketed here: nothing to count
+            for h in (hashes[0] if hashes else ()):
+                # as Buckets.add files an input: a hash that gave another signature
+                # before joins the two buckets (a flaky mapping is one bug)
+                prev = buckets.by_input.setdefault(h, [])
+                if sig not in prev:
+                    if prev:
+                        buckets._union(prev[0], sig)
+                    prev.append(sig)
+            b = buckets.buckets[buckets.find(sig)]
+            b.hits += count
+            b.last_seen = max(b.last_seen, start + last)
         # every batch is recorded, empty or not: its stats sample carries the worker's
         # executions, which a resumed campaign starts from
         out = BatchReport(rep.executions, admitted, new_scs, feats, store, edges, rep.stats)

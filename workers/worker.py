@@ -47,16 +47,18 @@ class Summary:
     findings of ~13 distinct inputs, nearly all of 3-5 bugs found long ago; at 1,000
     workers that was ~300,000 findings a second for one coordinator, each new input a
     bucket update (~15 us), and none of them a crash row the store would keep. So for a
-    full bug the worker sends, per batch, a count and its last execution
-    (``hits[sig] = [count, last]``, the bucket's hits and last seen), and whole only the
+    full bug the worker sends, per batch, a count, its last execution and the input hashes
+    (``hits[sig] = [count, last, hashes]``, the bucket's hits and last seen), and whole only the
     findings that can still change the bucket: an input smaller (``buckets.input_size``)
     than any it sent for that bug (the bucket's smallest input), a title or a scenario it
     has not sent with that bug (alternative titles, scenarios), and every finding of an
     execution whose set of signatures it has not sent before (one input with two
     signatures joins their buckets, fuzzer.search.buckets). What it no longer sends: the
     other inputs of a full bug, which the bucket would only have counted (and the store
-    not kept). The model is deterministic (one input, one set of findings), so an input
-    not sent cannot later join two buckets the coordinator did not join.
+    not kept), except their input hashes: an input can give another signature later
+    (a POTENTIAL_DEADLOCK completes when more lock-order edges are known, on any worker
+    that runs a shared corpus entry), and the buckets then join the two, so the
+    coordinator files each hash under its signature (24 characters a distinct input).
     """
 
     def __init__(self):
@@ -67,7 +69,8 @@ class Summary:
         self.combos: set[frozenset] = set()
 
     def split(self, findings: list) -> tuple[list, dict]:
-        """(findings to send whole, {sig: [count, last execution]} for the rest)."""
+        """(findings to send whole, {sig: [count, last execution, input hashes]} for the
+        rest)."""
         if not self.full:
             for ev in findings:
                 self._saw(ev.finding.signature, ev)
@@ -90,10 +93,14 @@ class Summary:
                 if sig not in self.full or self._informative(sig, ev):
                     keep.append(ev)
                 else:
-                    h = hits.setdefault(sig, [0, 0])
+                    h = hits.setdefault(sig, [0, 0, set()])
                     h[0] += 1
                     h[1] = max(h[1], ev.execution)
-        keep.sort(key=lambda ev: ev.execution)      # the loop's order
+                    h[2].add(ev.input_hash)
+        for h in hits.values():
+            h[2] = sorted(h[2])
+        kept = {id(ev) for ev in keep}
+        keep = [ev for ev in findings if id(ev) in kept]      # in the loop's order
         for ev in keep:
             self._saw(sigs_of[id(ev)], ev)
         return keep, hits

@@ -82,13 +82,13 @@ def cluster():
     r = subprocess.run([str(bare), "-c", "import ray; import migfuzz"], cwd=tmp,
                        env=_env(), capture_output=True, text=True)
     assert "No module named 'migfuzz'" in r.stderr, r.stderr
-    gcs, dash = _port(), _port()
+    gcs, dash, client = _port(), _port(), _port()
     procs = []
     try:
         head, _ = _ray_start(sys.executable, tmp, "head", [
             "--head", "--node-ip-address", HEAD_IP, "--port", str(gcs), "--num-cpus", "1",
             "--include-dashboard", "true", "--dashboard-host", HEAD_IP,
-            "--dashboard-port", str(dash), "--ray-client-server-port", str(_port()),
+            "--dashboard-port", str(dash), "--ray-client-server-port", str(client),
             "--min-worker-port", "20000", "--max-worker-port", "20999"], _env())
         procs.append(head)
         _wait_ready(f"{HEAD_IP}:{gcs}", 1)
@@ -99,6 +99,7 @@ def cluster():
         procs.append(node2)
         nodes = _wait_ready(f"{HEAD_IP}:{gcs}", 2)
         yield {"gcs": f"{HEAD_IP}:{gcs}", "dashboard": f"http://{HEAD_IP}:{dash}",
+               "client": f"ray://{HEAD_IP}:{client}",
                "tmp": tmp, "nodes": nodes}
     finally:
         victims = {}
@@ -177,6 +178,27 @@ def test_without_shipping_the_bare_node_cannot_run_workers(cluster, tmp_path):
         ok = any(cluster["nodes"].get(w["node"]) == NODE2_IP and w["executions"] > 0
                  for w in workers.values())
     assert not ok, text[-2000:]
+
+
+def test_ray_client_address(cluster, tmp_path):
+    """--address ray://HOST:PORT (Ray Client): the same campaign through the head's client
+    server, the code shipped the same way."""
+    r = _fuzz(["--address", cluster["client"], "--workers", "3", "--execs", "1500",
+               "--no-minimize", "--no-db", "--json", "--out", str(tmp_path / "r")],
+              _env(), tmp_path, timeout=400)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    workers = _json(r.stdout)["stats"]["workers"]
+    assert all(w["executions"] > 0 for w in workers.values()), workers
+    assert NODE2_IP in {cluster["nodes"].get(w["node"]) for w in workers.values()}
+
+
+def test_bad_address_is_one_line(tmp_path):
+    r = _fuzz(["--address", "http://127.0.0.2:8265", "--workers", "1", "--no-db"], _env(),
+              tmp_path, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "migfuzz: error: --address 'http://127.0.0.2:8265': expected HOST:PORT, "
+        "ray://HOST:PORT or auto"], r.stderr
 
 
 def _counts(path: Path) -> dict:
