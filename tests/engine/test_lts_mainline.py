@@ -108,6 +108,17 @@ def test_swapcache_page_bound_for_the_device(variant, migrated, kinds):
         assert "pages:migrate_mapping_stale" in r.branches
 
 
+@pytest.mark.parametrize("variant,busy", [("6.12.117", True), ("mainline", True),
+                                          ("6.1.192", False)])
+def test_free_swap_refuses_a_slot_still_in_use(variant, busy):
+    # after fork the parent's swap pte still uses the slot: folio_swapped(), so
+    # folio_free_swap() fails and the page is refused as 6.1.192 refuses it (no H3 then)
+    r = run(get_scenario("migrate-swapcache-shared"), variant)
+    assert not r.findings and r.migrated == 0
+    assert ("pages:free_swap_busy" in r.branches) == busy
+    assert "pages:migrate_mapping_stale" not in r.branches
+
+
 # ---- collect_split_folio (H2) ---------------------------------------------------------
 @pytest.mark.parametrize("variant,migrated", [("mainline", 4), ("6.12.117", 0),
                                               ("mainline-collect_split_folio", 0)])
