@@ -250,3 +250,14 @@ def test_thp_fault_skip_keeps_the_reference():
         assert ("collect_pmd:fault_folio_skip" in k.branches) == on
         # the reference taken before the skip is still held when it skips
         assert bool(head.refs.get("migrate")) == on
+
+
+def test_a_zap_of_a_pte_mapped_thp_is_refused_with_one_line():
+    from migfuzz.fuzzer.scenario import ScenarioError
+    sc = {"name": "z", "mms": [{"name": "A", "vmas": [{"start": 0, "npages": 4}]}],
+          "layout": [{"mm": "A", "start": 0, "npages": 4, "state": "thp-pte"}],
+          "actors": [{"name": "t", "program": [{"op": "zap", "mm": "A", "start": 0,
+                                                "npages": 4}]}]}
+    with pytest.raises(ScenarioError, match=r"^actors\[0\]\.program\[0\]: a 'thp-pte' range "
+                                            r"cannot be zapped \(not modelled\)$"):
+        validate(sc)
