@@ -93,6 +93,7 @@ def test_finalize_frees_the_old_page_without_the_lru(variant, freed_at):
 @pytest.mark.parametrize("variant,migrated,kinds", [
     ("6.1.192", 0, set()),                                      # refused: it has a mapping
     ("6.12.117", 2, set()),                                     # free_swap + refresh
+    ("6.12.117-free_swap_to_device", 0, set()),                 # refused again
     ("6.12.117-refresh_mapping-expected_ref_count", 0, set()),  # stale mapping: -EAGAIN
     ("mainline", 2, {"REFCOUNT_UNDERFLOW"}),                    # H3
     ("6.12.117-refresh_mapping", 2, {"REFCOUNT_UNDERFLOW"}),
