@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import JSON, case, func, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
@@ -990,9 +991,11 @@ class Store:
     def counts(self) -> dict[str, int]:
         """Rows per table (tests, the bench and `migfuzz campaigns --json` use it)."""
         with self._reader.begin() as conn:
+            # an older schema (``migfuzz db status`` opens one) lacks the newer tables
+            have = set(sa_inspect(conn).get_table_names())
             return {m.__tablename__: conn.execute(select(func.count()).select_from(m)).scalar()
                     for m in (CampaignRow, CorpusEntry, Crash, BugRow, BugTitle, BugVariant,
-                              StatsSample, Scenario)}
+                              StatsSample, Scenario) if m.__tablename__ in have}
 
     # ---------------------------------------------------------------- bugs (triage)
     def get_bug(self, signature: str) -> Bug | None:
