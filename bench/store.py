@@ -51,7 +51,8 @@ def pool(n: int) -> list[tuple[dict, list[str]]]:
         sc, sched, branches = base[i % len(base)]
         na = len(sc["actors"])
         inp = inputs.make(sc, ["v5.15", "v5.16", "v6.1"][i % 3],
-                          sched + [[i % na, 1 + i]], strategy="random", seed=i)
+                          sched + [[i % na, 1 + i % 1000], [(i + 1) % na, 1 + i // 1000]],
+                          strategy="random", seed=i)  # unique; within max_steps
         out.append((inp, (branches[:4] + [f"pair:{i}"])[:5]))
     return out
 
