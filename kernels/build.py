@@ -36,8 +36,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from migfuzz.kernels import config as kconfig
-from migfuzz.kernels.env import (BUILD_TOOLS, LaneError, Release, apt_install, cache_dir, release,
-                         require, say, source_id)
+from migfuzz.kernels.env import (BUILD_TOOLS, LaneError, Release, apt_install, cache_dir,
+                                 fetch_private, private_apt_dir, release, require, say,
+                                 source_id)
 
 # Bump when the way a kernel is built changes (so old cache entries are not reused).
 RECIPE_VERSION = 1
@@ -75,6 +76,9 @@ PATCH_DIR = Path(__file__).resolve().parent / "patches"
 # A patch is applied by ``_apply_<name>(src_root, changed_file, out_file)``.
 PATCHES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "mf_sched": (("apply_mf_sched.py", "mf_sched.c"), ("mm/migrate_device.c",)),
+    # the H2b fix (7.2): the folio reference taken under the PTL (docs/kernel-h2b.md);
+    # with mf_sched too, the fix is applied first (sorted names) and mf_sched on top of it
+    "h2b_fix": (("apply_h2b_fix.py",), ("mm/migrate_device.c",)),
 }
 
 
@@ -131,7 +135,10 @@ def file_lock(path: Path, what: str):
 
 
 def ensure_tarball(rel: Release) -> None:
-    if not rel.tarball.is_file():
+    if rel.apt_suite:       # a package the system's apt sources do not carry
+        if not rel.tarball.is_file() or not (private_apt_dir(rel) / "VERSION").is_file():
+            fetch_private(rel, log=say)
+    elif not rel.tarball.is_file():
         apt_install([rel.package], log=say)
         if not rel.tarball.is_file():
             raise LaneError(f"{rel.package} installed but {rel.tarball} is missing")
@@ -173,13 +180,22 @@ def source_dir(release_name: str, log=say) -> tuple[Path, str]:
     return src, sid
 
 
-def _apply_mf_sched(src: Path, changed: str, out: Path) -> None:
-    script = PATCH_DIR / "apply_mf_sched.py"
+def _apply_script(name: str, src: Path, changed: str, out: Path) -> None:
+    """Run the patch's ``apply_<name>.py SRC OUT``; a refusal is one LaneError line."""
+    script = PATCH_DIR / f"apply_{name}.py"
     r = subprocess.run([sys.executable, str(script), str(src / changed), str(out)],
                        capture_output=True, text=True)
     if r.returncode != 0 or not out.is_file():
         msg = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
-        raise LaneError(f"patch mf_sched does not apply to {src / changed}: {msg[:200]}")
+        raise LaneError(f"patch {name} does not apply to {src / changed}: {msg[:200]}")
+
+
+def _apply_mf_sched(src: Path, changed: str, out: Path) -> None:
+    _apply_script("mf_sched", src, changed, out)
+
+
+def _apply_h2b_fix(src: Path, changed: str, out: Path) -> None:
+    _apply_script("h2b_fix", src, changed, out)
 
 
 def patched_source_dir(release_name: str, patches, log=say) -> tuple[Path, str]:
@@ -222,8 +238,11 @@ def cached_kernel(release_name: str, config_name: str = "base",
     rel = release(release_name)
     if not rel.tarball.is_file():
         return None
-    key = cache_key(rel.name, source_id(rel), config_name, kconfig.fragment_texts(config_name),
-                    patches)
+    try:
+        sid = source_id(rel)
+    except LaneError:       # a private fetch that did not finish: nothing cached
+        return None
+    key = cache_key(rel.name, sid, config_name, kconfig.fragment_texts(config_name), patches)
     done = cache_dir() / "build" / key / "done.json"
     if not done.is_file():
         return None
