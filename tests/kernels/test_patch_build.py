@@ -60,7 +60,7 @@ def test_editing_the_patch_changes_the_key(tmp_path, fname):
 
 
 def test_unknown_patch_is_refused():
-    with pytest.raises(LaneError, match=r"unknown patch 'nope' \(known: mf_sched\)"):
+    with pytest.raises(LaneError, match=r"unknown patch 'nope' \(known: h2b_fix, mf_sched\)"):
         kbuild.cache_key("6.1", SV, "base", kconfig.fragment_texts("base"), ["nope"])
 
 
@@ -145,7 +145,7 @@ def test_cli_build_refuses_an_unknown_patch_in_one_line(monkeypatch, capsys):
     assert main(["kernel", "build", "--release", "6.1", "--patch", "nope"]) == 2
     out = capsys.readouterr()
     assert out.err.strip().splitlines() == [
-        "migfuzz: error: unknown patch 'nope' (known: mf_sched)"]
+        "migfuzz: error: unknown patch 'nope' (known: h2b_fix, mf_sched)"]
     assert out.out == ""
 
 
