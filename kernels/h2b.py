@@ -113,14 +113,26 @@ def summarize(events: list[dict]) -> dict:
     return out
 
 
+def kernel_for(arm: str, release: str = "7.2", log=say):
+    """The arm's kernel: cached, else (the fix arm, when the mf_sched kernel is built) an
+    incremental build from it (build.build_seeded: one file differs), else a cold build."""
+    from migfuzz.kernels.build import build, build_seeded, cached_kernel
+    patches = ARMS[arm]
+    bk = cached_kernel(release, "base", patches)
+    if bk:
+        return bk
+    if arm == "fix" and cached_kernel(release, "base", ARMS["enforced"]):
+        return build_seeded(release, "base", patches, ARMS["enforced"], log=log)
+    return build(release, "base", patches=patches, log=log)
+
+
 def run_arm(arm: str, boots: int, iterations: int = 1, timeout_ms: int = 2000,
             release: str = "7.2", log=say) -> dict:
-    from migfuzz.kernels.build import build
     from migfuzz.kernels.initramfs import build_initramfs
     from migfuzz.kernels.qemu import run_guest
     if arm not in ARMS:
         raise LaneError(f"unknown arm {arm!r} (choose from {', '.join(ARMS)})")
-    bk = build(release, "base", patches=ARMS[arm], log=log)
+    bk = kernel_for(arm, release, log)
     plan = None if arm == "natural" else PLAN.format(ms=timeout_ms)
     wait_s = 30 + 2 * iterations
     initrd = build_initramfs(release, programs={"h2b": guest_binary(log)},

@@ -275,3 +275,88 @@ def test_h2b_cli_bad_input_is_one_line_exit_2(capsys):
     assert h2b.main(["--arm", "enforced", "-n", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "positive" in err
+
+
+# ---- the seeded (incremental) build of the fix kernel -----------------------------------------
+
+def _seeded_setup(monkeypatch, tmp_path, recompiles: bool):
+    """A fake 6.1 tree and a finished fake mf_sched build; make is faked: it must run under
+    the unshare/bind-mount wrapper, in the seed's source path, on a copy of the seed's
+    objects."""
+    monkeypatch.setenv("MIGFUZZ_CACHE", str(tmp_path / "cache"))
+    tar = tmp_path / "linux-source-6.1.tar.xz"
+    tar.write_bytes(b"x")
+    monkeypatch.setitem(env.RELEASES, "6.1", env.Release("6.1", "linux-source-6.1", tar, "vm"))
+    monkeypatch.setattr(kbuild, "source_id", lambda rel: "6.1.192-3")
+    trees = {}
+
+    def fake_patched(release, patches, log=None):
+        t = tmp_path / ("+".join(kbuild.check_patches(patches)) or "plain") / "linux"
+        (t / "mm").mkdir(parents=True, exist_ok=True)
+        (t / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 192\n")
+        (t / "mm" / "migrate_device.c").write_text(f"/* {patches} */\n")
+        trees[kbuild.check_patches(patches)] = t
+        return t, "6.1.192-3"
+    monkeypatch.setattr(kbuild, "patched_source_dir", fake_patched)
+    calls = []
+
+    def fake_make(args, src_, logf, label, expected, log=None, every_s=60.0, wrap=()):
+        calls.append((list(wrap), Path(src_), list(args)))
+        bdir = Path(args[0][2:])
+        assert (bdir / "seed-object.o").read_text() == "from the seed"
+        if recompiles:
+            logf.write("  CC      mm/migrate_device.o\n")
+        logf.write("  LD      vmlinux\n")
+        (bdir / "arch/x86/boot/bzImage").write_bytes(b"fixed kernel")
+        return 0, 2, 1.0
+    monkeypatch.setattr(kbuild, "_run_make", fake_make)
+    from migfuzz.kernels import config as kconfig
+    seed_key = kbuild.cache_key("6.1", "6.1.192-3", "base", kconfig.fragment_texts("base"),
+                                ["mf_sched"])
+    sdir = tmp_path / "cache" / "build" / seed_key
+    (sdir / "arch/x86/boot").mkdir(parents=True)
+    (sdir / "arch/x86/boot/bzImage").write_bytes(b"seed kernel")
+    (sdir / "seed-object.o").write_text("from the seed")
+    seed = kbuild.BuiltKernel("6.1", "base", seed_key, "6.1.192-3", "6.1.192",
+                              str(sdir / "arch/x86/boot/bzImage"), str(sdir), "", 1, 1, 1, 2,
+                              "now", patches=["mf_sched"])
+    import json
+    (sdir / "done.json").write_text(json.dumps(seed.to_json()))
+    return calls, trees, seed
+
+
+def test_seeded_build_reuses_the_seed_objects_under_a_bind_mount(monkeypatch, tmp_path):
+    calls, trees, seed = _seeded_setup(monkeypatch, tmp_path, recompiles=True)
+    bk = kbuild.build_seeded("6.1", "base", ("h2b_fix", "mf_sched"), ("mf_sched",),
+                             log=lambda m: None)
+    assert bk.seeded_from == seed.key and bk.patches == ["h2b_fix", "mf_sched"]
+    assert Path(bk.bzimage).read_bytes() == b"fixed kernel"
+    assert Path(seed.bzimage).read_bytes() == b"seed kernel"        # the seed is untouched
+    wrap, src, args = calls[0]
+    new, old = trees[("h2b_fix", "mf_sched")], trees[("mf_sched",)]
+    # make runs in the SEED's source path with the new tree mounted over it
+    assert wrap[:2] == ["unshare", "-m"] and wrap[-2:] == [str(new), str(old)] and src == old
+    assert kbuild.cached_kernel("6.1", "base", ("mf_sched", "h2b_fix")).key == bk.key
+    # the same key a cold build would use
+    from migfuzz.kernels import config as kconfig
+    assert bk.key == kbuild.cache_key("6.1", "6.1.192-3", "base",
+                                      kconfig.fragment_texts("base"), ["h2b_fix", "mf_sched"])
+
+
+def test_seeded_build_that_did_not_recompile_the_patched_file_is_refused(monkeypatch,
+                                                                          tmp_path):
+    _seeded_setup(monkeypatch, tmp_path, recompiles=False)
+    with pytest.raises(env.LaneError, match="not recompiled: mm/migrate_device.c"):
+        kbuild.build_seeded("6.1", "base", ("h2b_fix", "mf_sched"), ("mf_sched",),
+                            log=lambda m: None)
+    assert kbuild.cached_kernel("6.1", "base", ("h2b_fix", "mf_sched")) is None
+
+
+def test_seeded_build_needs_a_finished_seed(monkeypatch, tmp_path):
+    monkeypatch.setenv("MIGFUZZ_CACHE", str(tmp_path))
+    tar = tmp_path / "linux-source-6.1.tar.xz"
+    tar.write_bytes(b"x")
+    monkeypatch.setitem(env.RELEASES, "6.1", env.Release("6.1", "linux-source-6.1", tar, "vm"))
+    monkeypatch.setattr(kbuild, "source_id", lambda rel: "6.1.192-3")
+    with pytest.raises(env.LaneError, match="no finished 6.1 base\\+mf_sched build"):
+        kbuild.build_seeded("6.1", "base", ("h2b_fix", "mf_sched"), ("mf_sched",))
