@@ -133,7 +133,11 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
         pte = mm.pte(vpn)
         kind = pte[0]
         if kind == NONE or kind == ZERO:
-            if kind == ZERO or vma.anonymous:
+            # an empty pte of an anonymous vma is a hole for every caller; the zero page
+            # only when system pages are selected (every release read: v5.15's "goto next"
+            # before the zero-pfn test, 6.1+'s "is_zero_pfn(pfn) && SELECT_SYSTEM"), so the
+            # device fault's migrate_to_ram (device-private only) skips it
+            if (kind == ZERO and m.select_system) or (kind == NONE and vma.anonymous):
                 k.branch("collect:hole")
                 m.src[i] = MIGRATE
                 m.cpages += 1
