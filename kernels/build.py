@@ -371,6 +371,8 @@ def build_seeded(release_name: str, config_name: str = "base", patches=(), seed_
     changed = {f for p in patches + seed_patches for f in PATCHES[p][1]}
     if patches == seed_patches:
         raise LaneError("build_seeded: the seed is the build itself")
+    if not patches:     # its tree is the shared unpacked one: its files must not be touched
+        raise LaneError("build_seeded: an unpatched build is built cold (kernel build)")
     bk = cached_kernel(release_name, config_name, patches)
     if bk:
         return bk

@@ -360,3 +360,11 @@ def test_seeded_build_needs_a_finished_seed(monkeypatch, tmp_path):
     monkeypatch.setattr(kbuild, "source_id", lambda rel: "6.1.192-3")
     with pytest.raises(env.LaneError, match="no finished 6.1 base\\+mf_sched build"):
         kbuild.build_seeded("6.1", "base", ("h2b_fix", "mf_sched"), ("mf_sched",))
+
+
+def test_seeded_build_of_the_unpatched_kernel_is_refused(monkeypatch, tmp_path):
+    """Its source is the shared unpacked tree: touching its files to force the rebuild would
+    change the tree every other build uses."""
+    _seeded_setup(monkeypatch, tmp_path, recompiles=True)
+    with pytest.raises(env.LaneError, match="built cold"):
+        kbuild.build_seeded("6.1", "base", (), ("mf_sched",), log=lambda m: None)
