@@ -5,6 +5,11 @@
 # and the hmm-tests initramfs, printing how long each step took.
 #
 #   kernels/ci-lane.sh [RELEASE...]        default: 6.1 6.12
+#   kernels/ci-lane.sh 7.2                 opt-in: the H2b kernels (docs/kernel-h2b.md): fetch
+#       Debian sid's linux-source-7.2 with a private apt state (no apt-get install), build
+#       `--patch mf_sched` cold (7.8 CPU-min) and the fix kernel seeded from it (~0.3 min);
+#       then `MIGFUZZ_KERNEL_LANE=1 MIGFUZZ_KERNEL_RELEASES=7.2 ... -m kernel
+#       tests/kernels/test_h2b_kernel.py`. No hmm-tests initramfs for 7.2.
 #
 # Then run the lane's tests with MIGFUZZ_KERNEL_LANE=1 so a lane that cannot run FAILS:
 #   MIGFUZZ_KERNEL_LANE=1 .venv/bin/python -m pytest -q -p no:cacheprovider -m kernel tests/kernels
@@ -15,7 +20,11 @@ py="$here/.venv/bin/python"
 [ -x "$py" ] || py=python3
 releases=${*:-"6.1 6.12"}
 pkgs="flex bison libelf-dev libssl-dev bc cpio dwarves busybox-static qemu-system-x86 make gcc xz-utils"
-for r in $releases; do pkgs="$pkgs linux-source-$r"; done
+for r in $releases; do
+    case $r in 7.2) ;;      # not in the system's apt sources: fetched privately by the build
+    *) pkgs="$pkgs linux-source-$r" ;;
+    esac
+done
 
 now() { date +%s; }
 step() { echo "ci-lane: $1: $(( $(now) - $2 ))s"; }
@@ -42,6 +51,14 @@ step "packages${missing:+ (installed$missing)}" "$t"
 cd "$here" || exit 2
 for r in $releases; do
     t=$(now)
+    if [ "$r" = 7.2 ]; then
+        "$py" -m migfuzz kernel build --release 7.2 --patch mf_sched || exit 2
+        step "kernel 7.2+mf_sched (fetch, build or cache)" "$t"
+        t=$(now)
+        "$py" -c "from migfuzz.kernels.h2b import kernel_for; print(kernel_for('fix').bzimage)" || exit 2
+        step "kernel 7.2+h2b_fix+mf_sched (seeded build or cache)" "$t"
+        continue
+    fi
     "$py" -m migfuzz kernel build --release "$r" || exit 2
     step "kernel $r (build or cache)" "$t"
     t=$(now)
