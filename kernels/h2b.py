@@ -100,6 +100,8 @@ def summarize(events: list[dict]) -> dict:
             out.setdefault("migrated", []).append({k: e[k] for k in ("rc", "errno", "cpages")})
         elif ev == "h2b-pte-mapped":
             out["pte_mapped_ok"] += 1
+        elif ev == "h2b-skip":
+            out["skipped"] = out.get("skipped", 0) + 1
         elif ev == "h2b-setup-failed":
             out["setup_failed"] = e.get("what")
         elif ev == "h2b-stuck":
