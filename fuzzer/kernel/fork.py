@@ -16,6 +16,9 @@ def fork(k: Kernel, parent: MM, child_name: str):
     child = MM(child_name)
     child.vmas = [Vma(v.start, v.end, v.prot, v.shared, v.special, v.shm) for v in parent.vmas]
     k.mms[child_name] = child
+    # copy_pte_range: the child's pte lock (pte_alloc_map_lock on dst), then the parent's
+    # nested in it; released in the opposite order
+    yield from k.lock_ptl(child, "fork:child_ptl")
     yield from k.lock_ptl(parent, "fork:ptl")
     for vpn in sorted(parent.ptes):
         yield ("fork:copy_pte", (parent.name, vpn))
@@ -46,5 +49,6 @@ def fork(k: Kernel, parent: MM, child_name: str):
         k.expect[ck] = k.expect[key]
         k.origin[ck] = k.origin.get(key, "initial")
     k.unlock_ptl(parent)
+    k.unlock_ptl(child)
     k.flush_tlb_range(parent, 0, 1 << 30, "fork:flush")      # dup_mmap: flush_tlb_mm(oldmm)
     k.mmap_write_unlock(parent)

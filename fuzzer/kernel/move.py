@@ -126,6 +126,7 @@ def pages(k: Kernel, m: MigrateVma):
             k.branch("pages:move_eagain")
             m.src[i] &= ~MIGRATE
             continue
+        k.assert_move(page, new, "pages:move")       # locked, isolated, not pinned
         k.branch("pages:moved")
         if mapping is not None and page.mapping is None:
             _migrate_mapping_stale(k, page, new)

@@ -208,7 +208,8 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
     # ---- findings and coverage -------------------------------------------------------
     def report(self, kind: str, title: str, sites: tuple, **detail) -> None:
         if self.flush_late_pfn and (kind == "LOST_WRITE" and sites == ("stale-tlb",) or
-                                kind == "USE_AFTER_FREE" and sites[0].startswith("cpu:tlb")):
+                                kind == "USE_AFTER_FREE" and sites[0] in ("cpu:tlb_read",
+                                                                        "cpu:tlb_write")):
             # the damage of a flush after the PTL release (a write or read through the
             # stale TLB entry, of a page since freed or no longer mapped) names the clear
             # that broke the rule, in the title only: the bucket stays the same
@@ -256,10 +257,9 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
         who = self.who
         if mm.ptl != who:
             # the MMU setting a writable pte's dirty bit is the one pte change made without
-            # the lock (x86 sets the A/D bits with a locked access); fork writes the child's
-            # ptes holding only the parent's lock in this model (see _forking_into)
+            # the lock (x86 sets the A/D bits with a locked access)
             hw_dirty = (old[0] == PRESENT and old[2] and pte == (PRESENT, old[1], True, True))
-            if not hw_dirty and not self._forking_into(mm):
+            if not hw_dirty:
                 where = site or self.step_site()
                 self.bug("VM_BUG_ON", f"VM_BUG_ON: pte changed at {where} without its "
                          f"page-table lock (held by {mm.ptl or 'nobody'}; "
@@ -295,18 +295,6 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
                 if tkey in tlb:
                     self.tlb_pending[tkey] = (who, where, old[1].pfn)
                     break
-
-    def _forking_into(self, mm: MM) -> bool:
-        """fork's copy loop writing the child's ptes: the actor holds another mm's mmap
-        write lock and PTL (dup_mmap, copy_pte_range) and nobody holds the child's PTL.
-        The kernel takes the child's PTL too (copy_pte_range: pte_alloc_map_lock on dst,
-        then the src lock nested); fork.py takes only the parent's, so the child's ptes
-        are exempt until it does."""
-        if mm.ptl is not None:
-            return False
-        who = self.who
-        return any(o is not mm and o.mmap_writer == who and o.ptl == who
-                   for o in self.mms.values())
 
     # ---- the migration's rules -------------------------------------------------------
     def assert_move(self, src: Page, dst: Page, site: str) -> None:

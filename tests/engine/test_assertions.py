@@ -95,13 +95,13 @@ def test_a_destination_page_moved_unlocked(monkeypatch):
     f = only(run("migrate").findings)
     assert f.kind == "VM_BUG_ON"
     assert f.title.startswith("VM_BUG_ON: destination page not locked when it is moved "
-                              "(finalize:remove_migration_ptes")
+                              "(pages:move; move_to_new_folio")
 
 
 def test_a_page_moved_while_on_the_lru(monkeypatch):
     mu.isolate_without_flag(monkeypatch)
     f = only(run("migrate").findings)
-    assert f.title == ("ASSERTION: page moved at finalize:remove_migration_ptes without "
+    assert f.title == ("ASSERTION: page moved at pages:move without "
                        "being isolated from the LRU")
     # without the assertion the bug is silent: every refcount agrees
     mu.without_assertions(monkeypatch)
@@ -242,7 +242,7 @@ def test_a_pinned_page_never_migrates_without_the_selftests_expect(monkeypatch):
     _pin_not_counted(monkeypatch)
     f = only(run(_without_expect(get_scenario("gup-pin"))).findings)
     assert f.title.startswith("ASSERTION: a GUP-pinned page (pinned by test) was migrated "
-                              "at finalize:remove_migration_ptes")
+                              "at pages:move")
 
 
 def test_a_mapped_page_never_moves_to_device_memory():

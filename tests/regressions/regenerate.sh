@@ -19,4 +19,8 @@ v5.16 dp-fault-race
 v5.15 thp-collect-race
 v5.16 thp-collect-race
 v6.1 thp-collect-race
+mainline h2-split-window
+mainline h2-split-uaf
+mainline migrate-swapcache
+mainline drain-livelock
 LIST
