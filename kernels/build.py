@@ -45,7 +45,7 @@ RECIPE_VERSION = 1
 # Kbuild's progress lines ("  CC      mm/migrate.o"): one per step.
 _STEP = re.compile(r"^\s{2}([A-Z][A-Z0-9_]{1,9})\s+\S")
 # Steps a cold build of each release's base config takes (measured here), for the estimate.
-EXPECTED_STEPS = {("6.1", "base"): 1470, ("6.12", "base"): 1570,
+EXPECTED_STEPS = {("6.1", "base"): 1470, ("6.12", "base"): 1570, ("7.2", "base"): 1650,
                   ("6.1", "kasan"): 1480, ("6.12", "kasan"): 1580}
 
 
