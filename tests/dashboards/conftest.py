@@ -65,8 +65,10 @@ def filled_db(tmp_path_factory) -> dict:
     url = f"sqlite:///{path}"
     info = {"path": path, "url": url, "fuzz_command": False}
     if _fuzz_with_db():
+        # 600 executions: enough for more generated scenarios than the corpus page shows
+        # one by one (TOP_GENERATED) beside the 30-odd built-in ones
         r = subprocess.run([_migfuzz(), "fuzz", "--workers", "0", "--db", url, "--name", "fuzz-cli",
-                            "--execs", "300", "--seed", "1", "--out", str(d / "repros")],
+                            "--execs", "600", "--seed", "1", "--out", str(d / "repros")],
                            capture_output=True, text=True, timeout=300, cwd=d,
                            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
                                 "RAY_AUTH_MODE": "disabled"})
@@ -86,7 +88,9 @@ def filled_db(tmp_path_factory) -> dict:
     with Store.open(url) as s:
         bugs = s.list_bugs()
         assert bugs, "the real runs found no bug: the fill is broken"
-        target = bugs[0].signature
+        # the markup bug is one the campaign did not file as a duplicate (marking that
+        # one triaged would undo the only duplicate the fill has)
+        target = next(b.signature for b in bugs if b.status != "duplicate")
         s.update_bug(target, status="triaged", notes=MARKUP_NOTE, labels=MARKUP_LABELS)
         # a duplicate, filed as triage files one (neither the markup bug nor a
         # use-after-free: the browser test follows one of those), unless the fuzz
