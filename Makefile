@@ -29,10 +29,13 @@ system-packages:
 # The real-kernel lane's preparation (kernels/ci-lane.sh): the Debian packages it needs
 # (kernel sources, build tools, QEMU, busybox), the 6.1.192 and 6.12.117 kernels built once
 # per machine (cached under $$MIGFUZZ_CACHE, default ~/.cache/migfuzz: ~7 min each on a
-# quiet 2-core machine, seconds once cached) and their initramfs. Outside the namespace:
-# it needs the package registry.
+# quiet 2-core machine, seconds once cached) and their initramfs, and 7.2.13 (Debian sid's
+# source, fetched with a private apt state) with schedule points and with the H2b fix
+# (docs/kernel-h2b.md: 7.8 CPU-min cold, the fix kernel 0.3 min seeded from it). Outside
+# the namespace: it needs the package registry.
+KERNEL_RELEASES := 6.1 6.12 7.2
 kernels: setup
-	@sh kernels/ci-lane.sh
+	@sh kernels/ci-lane.sh $(KERNEL_RELEASES)
 
 # The model's fidelity check (fuzzer/kernel/sources.toml, docs/model.md): every model step's
 # kernel function fingerprinted against Debian's 6.1.192 and 6.12.117 source packages,

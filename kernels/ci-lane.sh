@@ -5,7 +5,7 @@
 # and the hmm-tests initramfs, printing how long each step took.
 #
 #   kernels/ci-lane.sh [RELEASE...]        default: 6.1 6.12
-#   kernels/ci-lane.sh 7.2                 opt-in: the H2b kernels (docs/kernel-h2b.md): fetch
+#   kernels/ci-lane.sh 7.2                 the H2b kernels (docs/kernel-h2b.md; make test builds them): fetch
 #       Debian sid's linux-source-7.2 with a private apt state (no apt-get install), build
 #       `--patch mf_sched` cold (7.8 CPU-min) and the fix kernel seeded from it (~0.3 min);
 #       then `MIGFUZZ_KERNEL_LANE=1 MIGFUZZ_KERNEL_RELEASES=7.2 ... -m kernel

@@ -40,8 +40,6 @@ from migfuzz.kernels.translate import GuestProgram, Untranslatable, translate
 
 GUEST_SRC = Path(__file__).resolve().parent / "guest" / "mfrepro.c"
 GUEST_NAME = "mfrepro"
-FINDING_KINDS = ("REFCOUNT_LEAK", "LOST_WRITE", "DEADLOCK", "LOCK_LEAK", "USE_AFTER_FREE",
-                 "HANG")
 # kernel console findings (kernels.console kinds) that count as a hit, per finding kind
 CONSOLE_HITS = {
     "REFCOUNT_LEAK": {"bad_page"},
@@ -50,6 +48,10 @@ CONSOLE_HITS = {
     "LOCK_LEAK": {"hung_task", "soft_lockup", "rcu_stall"},
     "HANG": {"hung_task", "soft_lockup", "rcu_stall"},
     "LOST_WRITE": set(),
+    # the model's VM_BUG_ON is the kernel's (CONFIG_DEBUG_VM in both configs): a BUG or oops
+    "VM_BUG_ON": {"bug", "oops"},
+    # a mapcount that disagrees with the page tables: "BUG: Bad page state" when it is freed
+    "BAD_MAPCOUNT": {"bad_page", "bug"},
 }
 DEFAULTS = {"iterations": 20, "control": 20, "repeats": 40, "jitter": 20000, "timeout": 60}
 
