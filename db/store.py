@@ -568,21 +568,32 @@ class Store:
         return out
 
     # rows are validated and hashed before the transaction starts
+    def _cached(self, inp: Any, what: str, width: int) -> tuple | None:
+        """This batch's earlier result for the same input object (``_input`` keeps 4
+        fields, ``_packed`` 5), or None; refuses a non-object first."""
+        if not isinstance(inp, dict):
+            raise StoreError(f"{what}: 'input' must be an input object")
+        hit = self._checked.get(id(inp))
+        return hit if hit is not None and hit[0] is inp and len(hit) == width else None
+
+    def _check_input(self, inp: dict, what: str) -> str:
+        """Check an input (fully, or its keys only with check_inputs=False, as the farm's
+        recorder writes what workers already checked); its canonical variant name."""
+        if self.check_inputs:
+            inputs.check(inp, what)
+        elif not all(k in inp for k in ("scenario", "variant", "schedule")):
+            raise StoreError(f"{what}: not an input (needs scenario, variant, schedule)")
+        return resolve_variant(inp["variant"])[0]
+
     def _input(self, inp: Any, what: str) -> tuple[dict, str, str, str]:
         """(input, content hash, canonical text, canonical variant name), checked (the
         whole input's text: for a bug's reproducer)."""
-        if not isinstance(inp, dict):
-            raise StoreError(f"{what}: 'input' must be an input object")
-        cache = self._checked
-        hit = cache.get(id(inp))
-        if hit is not None and hit[0] is inp and len(hit) == 4:
+        hit = self._cached(inp, what, 4)
+        if hit is not None:
             return hit
+        cache = self._checked
         try:
-            if self.check_inputs:
-                inputs.check(inp, what)
-            elif not all(k in inp for k in ("scenario", "variant", "schedule")):
-                raise StoreError(f"{what}: not an input (needs scenario, variant, schedule)")
-            vname = resolve_variant(inp["variant"])[0]
+            vname = self._check_input(inp, what)
             h = inputs.content_hash(inp)
         except (inputs.InputError, VariantError) as e:
             raise StoreError(str(e)) from None
@@ -599,18 +610,12 @@ class Store:
         scenario is ~80% of an input's text): the same text ``corpus.input.content_hash``
         hashes (sorted keys: scenario, schedule, variant; tests/store checks the two
         agree)."""
-        if not isinstance(inp, dict):
-            raise StoreError(f"{what}: 'input' must be an input object")
-        cache = self._checked
-        hit = cache.get(id(inp))
-        if hit is not None and hit[0] is inp and len(hit) == 5:
+        hit = self._cached(inp, what, 5)
+        if hit is not None:
             return hit
+        cache = self._checked
         try:
-            if self.check_inputs:
-                inputs.check(inp, what)
-            elif not all(k in inp for k in ("scenario", "variant", "schedule")):
-                raise StoreError(f"{what}: not an input (needs scenario, variant, schedule)")
-            vname = resolve_variant(inp["variant"])[0]
+            vname = self._check_input(inp, what)
             sc = inp["scenario"]
             if not isinstance(sc, dict):
                 raise StoreError(f"{what}: 'scenario' must be an object")
