@@ -42,17 +42,19 @@ def finalize(k: Kernel, m: MigrateVma):
         yield from remove_migration_ptes(k, page, new, "finalize:remove_migration_ptes")
         if not (m.fault_locked and page is m.fault_page):
             k.unlock(page, "finalize:unlock_old")
-        if page.device:
-            k.put(page, "migrate", "finalize:put_old")
-        elif lru_first:
-            k.put(page, "isolate", "finalize:put_old")
-        else:
-            k.putback_lru_page(page, "finalize:putback_old")
+        _release(k, page, "migrate" if page.device else "isolate", lru_first,
+                 "finalize:put_old", "finalize:putback_old")
         if new is not page:
             k.unlock(new, "finalize:unlock_new")
-            if new.device:
-                k.put(new, "driver", "finalize:put_new")
-            elif lru_first:
-                k.put(new, "driver", "finalize:put_new")
-            else:
-                k.putback_lru_page(new, "finalize:putback_new", owner="driver")
+            _release(k, new, "driver", lru_first, "finalize:put_new", "finalize:putback_new")
+
+
+def _release(k: Kernel, page, owner: str, lru_first: bool, put_site: str,
+             putback_site: str) -> None:
+    """Drop the reference finalize holds on the old or new page: a device page's (and, once
+    folio_add_lru took the LRU's own reference, a system page's) by folio_put; otherwise
+    putback_lru_page hands it to the LRU (before finalize_lru_first)."""
+    if page.device or lru_first:
+        k.put(page, owner, put_site)
+    else:
+        k.putback_lru_page(page, putback_site, owner=owner)
