@@ -33,19 +33,6 @@ def config_from(stored: dict) -> FuzzConfig:
                          "has no scenarios); it cannot be resumed") from None
 
 
-_SIGS: dict[tuple, str] = {}
-
-
-def signature_of(f) -> str:
-    """``f.signature`` remembered by (kind, sites), what it is built from
-    (fuzzer/findings.py); the property hashes on every read (workers/coordinator.py)."""
-    key = (f.kind, f.sites)
-    sig = _SIGS.get(key)
-    if sig is None:
-        sig = _SIGS[key] = f.signature
-    return sig
-
-
 class Recorder:
     """Writes one worker's (or one coordinator's) batches of one campaign."""
 
@@ -89,7 +76,7 @@ class Recorder:
                                "coverage": sorted(cov)})
             primary: dict[int, str] = {}      # execution -> its first finding's signature
             for ev in rep.findings:
-                sig = signature_of(ev.finding)
+                sig = ev.finding.signature
                 first = primary.setdefault(ev.execution, sig)
                 if first != sig:
                     pairs.append((sig, first))

@@ -6,6 +6,7 @@ syzkaller's crash title and ClusterFuzz's crash state do.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -21,6 +22,16 @@ KINDS = (
 # pinned page is never migrated, 60bae7370896's flush-before-unlock).
 
 
+@functools.lru_cache(maxsize=4096)
+def _signature(kind: str, sites: tuple[str, ...]) -> str:
+    """A finding's signature, from its kind and sites only. Remembered: a farm of 1,000
+    workers reads ~300,000 a second (~30 findings a batch), of the same few bugs, so the
+    hash is computed once per distinct signature (4,096 is far above the bugs a campaign
+    holds; the coordinator and the recorder each kept a copy of this cache before)."""
+    text = kind + "|" + "|".join(sites)
+    return kind + "-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 @dataclass
 class Finding:
     kind: str
@@ -31,8 +42,7 @@ class Finding:
 
     @property
     def signature(self) -> str:
-        text = self.kind + "|" + "|".join(self.sites)
-        return self.kind + "-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+        return _signature(self.kind, tuple(self.sites))
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "title": self.title, "signature": self.signature,

@@ -27,19 +27,6 @@ from migfuzz.fuzzer.search.loop import BatchReport, Entry, FuzzConfig
 
 LOGS = ("entries", "scenarios", "features", "lock_edges", "full")
 STORE_SHARE = 0.25        # the share of its time the coordinator may spend writing
-_SIGS: dict[tuple, str] = {}
-
-
-def signature_of(f) -> str:
-    """``f.signature``, remembered by (kind, sites): the property hashes the sites on every
-    read (fuzzer/findings.py: the signature is built from the kind and the sites only),
-    and a farm of 1,000 workers reports ~30 findings a batch, ~300,000 a second (the
-    same few bugs, so the table stays small: one row per distinct signature)."""
-    key = (f.kind, f.sites)
-    sig = _SIGS.get(key)
-    if sig is None:
-        sig = _SIGS[key] = f.signature
-    return sig
 
 
 @dataclass
@@ -190,7 +177,7 @@ class Coordinator:
                 self.logs["lock_edges"].append((index, edge))
         # group the batch's findings by (input, signature): a schedule that trips an
         # oracle is often run again and again (a LOST_WRITE in 14% of executions)
-        keys = [(ev.input_hash, signature_of(ev.finding)) for ev in rep.findings]
+        keys = [(ev.input_hash, ev.finding.signature) for ev in rep.findings]
         groups: dict[tuple, list] = {}
         for ev, key in zip(rep.findings, keys):
             g = groups.get(key)
