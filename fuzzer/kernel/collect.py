@@ -74,7 +74,7 @@ def _collect_huge_pmd(k: Kernel, m: MigrateVma, base: int):
         # v6.19: folio_trylock() with the pmd lock held; a lost trylock drops the
         # reference before migrate_vma_collect_skip()
         if not k.trylock(head, "collect_pmd:trylock_locked"):
-            k.branch("collect_pmd:trylock_locked_fail")
+            k.branch("collect_pmd:trylock_locked_fail", head)
             k.put(head, "migrate", "collect_pmd:trylock_locked_fail")
             k.unlock_ptl(mm)
             return False
@@ -85,11 +85,11 @@ def _collect_huge_pmd(k: Kernel, m: MigrateVma, base: int):
             # "FIXME: we don't expect THP for fault_folio": skipped with the reference
             # held. The model's fault folio is always a device page and its THPs are
             # system memory, so no scenario reaches this (docs/model.md).
-            k.branch("collect_pmd:fault_folio_skip")
+            k.branch("collect_pmd:fault_folio_skip", head)
             return False
         yield ("collect_pmd:trylock", ("page", head.pfn))
         if not k.trylock(head, "collect_pmd:trylock"):
-            k.branch("collect_pmd:trylock_fail")
+            k.branch("collect_pmd:trylock_fail", head)
             if sw.thp_skip_put:
                 k.put(head, "migrate", "collect_pmd:trylock_fail")
             return False
@@ -98,7 +98,7 @@ def _collect_huge_pmd(k: Kernel, m: MigrateVma, base: int):
     k.unlock(head, "collect_pmd:unlock")
     k.put(head, "migrate", "collect_pmd:put_page")
     if ret:
-        k.branch("collect_pmd:split_fail")
+        k.branch("collect_pmd:split_fail", head)
         return False
     return True
 
@@ -167,7 +167,7 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
             continue
         if _large(page):
             # "FIXME support THP": a pte-mapped large folio is skipped (src = 0)
-            k.branch("collect:compound_skip")
+            k.branch("collect:compound_skip", page)
             i += 1
             continue
         mpfn = VALID | MIGRATE | (WRITE if pte[2] else 0)
@@ -177,12 +177,12 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
         if m.fault_locked and page is m.fault_page:
             # 1afaeb8293c9: do_swap_page already holds the fault folio's lock
             # ("fault_folio == folio || folio_trylock(folio)")
-            k.branch("collect:fault_folio_locked")
+            k.branch("collect:fault_folio_locked", page)
             m.cpages += 1
         elif sw.pfn_locked:
             m.cpages += 1
             if not k.trylock(page, "collect:trylock"):
-                k.branch("collect:defer_lock")      # prepare will retry the trylock
+                k.branch("collect:defer_lock", page)      # prepare will retry the trylock
                 m.src_page[i], m.src[i] = page, mpfn
                 i += 1
                 continue
@@ -194,7 +194,7 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
                 yield from k.lock_page(page, "collect:lock_page")
                 yield from k.lock_ptl(mm, "collect:ptl")
                 if mm.pte(vpn) != pte:
-                    k.branch("collect:pte_changed_while_sleeping")
+                    k.branch("collect:pte_changed_while_sleeping", page)
                     k.unlock(page, "collect:pte_changed")
                     k.put(page, "migrate", "collect:pte_changed")
                     i += 1
@@ -205,7 +205,7 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
         elif k.trylock(page, "collect:trylock"):
             m.cpages += 1
         else:
-            k.branch("collect:trylock_fail")
+            k.branch("collect:trylock_fail", page)
             k.put(page, "migrate", "collect:trylock_fail")
             i += 1
             continue
@@ -216,14 +216,14 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
             # goes back and the page is left out before any migration entry exists
             k.flush_tlb_range(mm, vpn, vpn + 1, "collect:clear_flush")
             if page.refs.get("pin"):
-                k.branch("collect:try_share_fail")
+                k.branch("collect:try_share_fail", page)
                 m.cpages -= 1
                 if not (m.fault_locked and page is m.fault_page):
                     k.unlock(page, "collect:try_share_fail")
                 k.put(page, "migrate", "collect:try_share_fail")
                 i += 1
                 continue
-            k.branch("collect:clear_flush")
+            k.branch("collect:clear_flush", page)
         if kind == PRESENT and pte[3] and sw.dirty_to_page:
             page.dirty = True      # fd35ca3d12cc: the dirty bit moves to the page
         # ptep_get_and_clear: the pte (and, before fd35ca3d12cc, its dirty bit) is gone;
@@ -272,7 +272,7 @@ def _split_folio(k: Kernel, m: MigrateVma, head, unmapped: int, start: int, end:
         # the hypothetical fix: pin the folio while the pte still maps it
         k.get(head, "migrate", "collect:split_folio_get")
     k.unlock_ptl(mm)
-    k.branch("collect:split_folio")
+    k.branch("collect:split_folio", head)
     yield ("collect:split_folio", ("page", head.pfn))
     if own:
         if not k.sw.split_folio_get_first:
@@ -285,7 +285,7 @@ def _split_folio(k: Kernel, m: MigrateVma, head, unmapped: int, start: int, end:
         k.unlock(head, "collect:split_folio_unlock")
         k.put(head, "migrate", "collect:split_folio_put")
     if ret:
-        k.branch("collect:split_folio_fail")
+        k.branch("collect:split_folio_fail", head)
         if unmapped:
             yield ("collect:flush", (mm.name, "tlb"))
             k.branch("collect:split_fail_flush_after_unlock")

@@ -174,7 +174,7 @@ def do_anonymous_page(k: Kernel, mm: MM, vpn: int, write: bool):
     yield ("fault:anon_map", (mm.name, vpn))
     yield from k.lock_ptl(mm, "fault:anon_map")
     if mm.pte(vpn)[0] != NONE:
-        k.branch("fault:anon_raced")
+        k.branch("fault:anon_raced", page)
         k.unlock_ptl(mm)
         k.put(page, "map", "fault:anon_raced")
         return
@@ -230,7 +230,7 @@ def do_wp_page(k: Kernel, actor, mm: MM, vpn: int):
                        and k.swap.get(page.swap_slot, (0, 0))[1] > 0)
         if (page.mapcount == 1 and not swap_shared
                 and page.refcount == 1 + (page.mapping == "swapcache")):
-            k.branch("fault:wp_reuse")
+            k.branch("fault:wp_reuse", page)
             k.set_pte(mm, vpn, (PRESENT, page, True, True))
             k.unlock_ptl(mm)
             return
@@ -259,7 +259,7 @@ def do_wp_page(k: Kernel, actor, mm: MM, vpn: int):
             k.map_dec(page, "fault:wp_unmap_old")
             k.put(page, "map", "fault:wp_unmap_old")
     else:
-        k.branch("fault:wp_raced")
+        k.branch("fault:wp_raced", new)
         k.put(new, "map", "fault:wp_raced")
     k.unlock_ptl(mm)
     if page is not None:
@@ -289,7 +289,7 @@ def do_swap_page(k: Kernel, mm: MM, vpn: int, orig: tuple, write: bool):
     yield ("fault:swap_map", (mm.name, vpn))
     yield from k.lock_ptl(mm, "fault:swap_map")
     if mm.pte(vpn) != orig or page.swap_slot != slot:
-        k.branch("fault:swap_raced")
+        k.branch("fault:swap_raced", page)
         k.unlock_ptl(mm)
         k.unlock(page, "fault:swap_raced")
         k.put(page, "map", "fault:swap_raced")
@@ -328,7 +328,7 @@ def migration_entry_wait(k: Kernel, mm: MM, vpn: int):
         k.put(page, "wait", "fault:migration_wait_put")
     else:
         k.unlock_ptl(mm)       # migration_entry_wait_on_locked: queued, then the PTL drops
-    k.branch("fault:migration_wait")
+    k.branch("fault:migration_wait", page)
     yield from k.wait_unlocked(page, "fault:migration_wait")
 
 
@@ -355,7 +355,7 @@ def device_private_fault(k: Kernel, mm: MM, vpn: int, orig: tuple):
         return None
     yield from k.lock_ptl(mm, "fault:dp_recheck")
     if mm.pte(vpn) != orig:
-        k.branch("fault:dp_raced")
+        k.branch("fault:dp_raced", page)
         k.unlock_ptl(mm)
         return None
     if not sw.dp_fault_trylock:
@@ -374,9 +374,9 @@ def device_private_fault(k: Kernel, mm: MM, vpn: int, orig: tuple):
         return None
     if sw.dp_fault_waits:
         k.unlock_ptl(mm)
-        k.branch("fault:dp_wait_locked")
+        k.branch("fault:dp_wait_locked", page)
         yield from k.wait_unlocked(page, "fault:dp_wait_locked")
         return None
     k.unlock_ptl(mm)
-    k.branch("fault:dp_trylock_fail")
+    k.branch("fault:dp_trylock_fail", page)
     return (page, mm, vpn, orig)

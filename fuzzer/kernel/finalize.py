@@ -34,7 +34,7 @@ def finalize(k: Kernel, m: MigrateVma):
                 k.unlock(new, "finalize:unlock_unused")
                 k.put(new, "driver", "finalize:put_unused")
             new = page
-            k.branch("finalize:restore")
+            k.branch("finalize:restore", page)
         if lru_first and not new.device:
             # folio_add_lru(dst): the LRU batch's reference; the caller's (the isolation
             # reference of src, the driver's of a new dst) is dropped below

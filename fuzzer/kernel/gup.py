@@ -109,7 +109,7 @@ def gup_fast(k: Kernel, mm: MM, vpn: int):
         return
     yield ("gup_fast:recheck", (mm.name, vpn))
     if mm.pte(vpn)[1] is not page:
-        k.branch("gup_fast:pte_changed")
+        k.branch("gup_fast:pte_changed", page)
         k.put(page, "gup_fast", "gup_fast:pte_changed")
         return
     yield ("gup_fast:io", ("page", page.pfn))

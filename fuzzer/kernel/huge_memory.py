@@ -42,20 +42,20 @@ def split_huge_page(k: Kernel, head: Page, site: str):
         ret = yield from _split_pte_mapped(k, head, site)
         return ret
     if head.mapcount == 0:
-        k.branch(site + ":unmapped")          # page_get_anon_vma() fails: -EBUSY
+        k.branch(site + ":unmapped", head)          # page_get_anon_vma() fails: -EBUSY
         return EBUSY
     mm, base = loc
     yield from k.lock_ptl(mm, site)
     pmd = mm.pmds.get(base)
     if pmd is None or pmd[1] is not head:       # zapped while we waited for the PTL
-        k.branch(site + ":unmapped")
+        k.branch(site + ":unmapped", head)
         k.unlock_ptl(mm)
         return EBUSY
     if head.refcount != head.mapcount + 1:
-        k.branch(site + ":busy")               # an extra reference: can_split fails
+        k.branch(site + ":busy", head)               # an extra reference: can_split fails
         k.unlock_ptl(mm)
         return EBUSY
-    k.branch(site + ":split")
+    k.branch(site + ":split", head)
     _, _, write, dirty = mm.pmds.pop(base)
     k.flush_tlb_range(mm, base, base + HPAGE_NR, site)
     subpages = (head,) + head.tails
@@ -84,16 +84,16 @@ def _split_pte_mapped(k: Kernel, head: Page, site: str):
     subpages = (head,) + head.tails
     maps = [(mm, vpn) for p in subpages for mm, vpn in k.rmap(p)]
     if not maps:
-        k.branch(site + ":unmapped")
+        k.branch(site + ":unmapped", head)
         return EBUSY
     mm = maps[0][0]
     yield from k.lock_ptl(mm, site)
     refs = sum(p.refcount for p in subpages)
     if refs != sum(p.mapcount for p in subpages) + 1 or head.batch_cpu is not None:
-        k.branch(site + ":busy")
+        k.branch(site + ":busy", head)
         k.unlock_ptl(mm)
         return EBUSY
-    k.branch(site + ":split_ptes")
+    k.branch(site + ":split_ptes", head)
     for m2, vpn in maps:
         k.flush_tlb_range(m2, vpn, vpn + 1, site)
     head.tails = ()

@@ -139,7 +139,7 @@ class Lru:
             self.use_after_free(page, site, "isolate_lru_page")
             return False
         if not page.lru:
-            self.branch(site + ":busy")
+            self.branch(site + ":busy", page)
             return False
         page.lru = False
         page.isolated = True

@@ -30,7 +30,7 @@ def migrate_device_pfn_lock(k: Kernel, page: Page) -> bool:
         k.branch("pfn:free")
         return False
     if not k.trylock(page, "pfn:trylock"):
-        k.branch("pfn:trylock_fail")
+        k.branch("pfn:trylock_fail", page)
         k.put(page, "migrate", "pfn:trylock_fail")
         return False
     return True

@@ -18,7 +18,7 @@ def insert_page(k: Kernel, m: MigrateVma, i: int, page: Page):
     yield from k.lock_ptl(mm, "pages:insert")
     pte = mm.pte(vpn)
     if pte[0] != NONE and pte[0] != ZERO:
-        k.branch("pages:insert_raced")       # a concurrent fault won
+        k.branch("pages:insert_raced", page)       # a concurrent fault won
         k.unlock_ptl(mm)
         m.src[i] &= ~MIGRATE
         return
@@ -43,7 +43,7 @@ def _free_swap(k: Kernel, page: Page) -> bool:
     Drops the swap cache's reference and the slot."""
     slot = page.swap_slot
     if page.mapping != "swapcache" or k.swap.get(slot, (0, 0))[1] > 0:
-        k.branch("pages:free_swap_busy")
+        k.branch("pages:free_swap_busy", page)
         return False
     if k.swapcache.get(slot) is page:
         del k.swapcache[slot]
@@ -99,15 +99,15 @@ def pages(k: Kernel, m: MigrateVma):
             # device memory." (+ from 6.12: "Try to get rid of swap cache if possible.")
             if not (sw.free_swap_to_device and mapping == "swapcache"
                     and _free_swap(k, page)):
-                k.branch("pages:mapping_to_device")
+                k.branch("pages:mapping_to_device", page)
                 m.src[i] &= ~MIGRATE
                 continue
-            k.branch("pages:free_swap")
+            k.branch("pages:free_swap", page)
             if sw.refresh_mapping:
                 mapping = page.mapping      # None now
         elif mapping is not None:
             # a swapcache/file page to system memory: not reachable with this driver
-            k.branch("pages:mapping_unsupported")
+            k.branch("pages:mapping_unsupported", page)
             m.src[i] &= ~MIGRATE
             continue
         yield ("pages:move", ("page", page.pfn))
@@ -123,11 +123,11 @@ def pages(k: Kernel, m: MigrateVma):
         if sw.dp_fault_pins and page is m.fault_page:
             expected += 1                   # migrate_folio_extra(..., 1)
         if page.refcount != expected:
-            k.branch("pages:move_eagain")
+            k.branch("pages:move_eagain", page)
             m.src[i] &= ~MIGRATE
             continue
         k.assert_move(page, new, "pages:move")       # locked, isolated, not pinned
-        k.branch("pages:moved")
+        k.branch("pages:moved", page)
         if mapping is not None and page.mapping is None:
             _migrate_mapping_stale(k, page, new)
         if page.dirty:

@@ -23,7 +23,7 @@ class PageLock:
         if page.free:
             self.use_after_free(page, site, "trylock_page")
         if page.locked_by is not None:
-            self.branch(site + ":busy")
+            self.branch(site + ":busy", page)
             return False
         self._set_lock(page, site)
         return True
@@ -31,7 +31,7 @@ class PageLock:
     def lock_page(self, page: Page, site: str):
         """Blocking lock_page(): the actor is disabled until the page is unlocked."""
         if page.locked_by is not None:
-            self.branch(site + ":wait")
+            self.branch(site + ":wait", page)
             if self.cur is not None:
                 self.cur.lock_order(page, site)
             yield Wait(site, ("page", page.pfn), lambda: page.locked_by is None,

@@ -49,7 +49,7 @@ def reclaim(k: Kernel, mm: MM, start: int, end: int):
                 k.put(page, "map", "reclaim:unmap")
             k.unlock_ptl(tmm)
         if page.mapcount:
-            k.branch("reclaim:still_mapped")
+            k.branch("reclaim:still_mapped", page)
             k.unlock(page, "reclaim:unlock")
             k.putback_lru_page(page, "reclaim:putback")
             continue
@@ -58,7 +58,7 @@ def reclaim(k: Kernel, mm: MM, start: int, end: int):
             k.swap[slot][0] = page.data
             page.dirty = False
         if page.refcount != 2:          # __remove_mapping: isolation + swap cache only
-            k.branch("reclaim:busy")
+            k.branch("reclaim:busy", page)
             k.unlock(page, "reclaim:unlock")
             k.putback_lru_page(page, "reclaim:putback")
             continue
@@ -68,7 +68,7 @@ def reclaim(k: Kernel, mm: MM, start: int, end: int):
                      "LOST_WRITE: reclaim dropped a clean swapcache page whose data differs "
                      "from swap (its dirty bit was lost)", ("reclaim:drop_clean",),
                      pfn=page.pfn)
-        k.branch("reclaim:dropped")
+        k.branch("reclaim:dropped", page)
         del k.swapcache[slot]
         page.mapping = None
         page.swap_slot = None

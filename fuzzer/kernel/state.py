@@ -33,6 +33,11 @@ HPAGE_NR = 4
 # is taken at.
 MMU_GATHER_SITES = frozenset(("zap:ptl",))
 
+# Decisions kept per page (Page.trail). Why 16: the longest path one actor takes about one
+# page between a take and its release is collect, unmap, move and finalize with a retry
+# each, about 8 labels; other actors' decisions interleave, so twice that.
+TRAIL_MAX = 16
+
 
 class ModelError(Exception):
     """The model itself went wrong (a bug in migfuzz, not in the modelled kernel)."""
@@ -41,7 +46,7 @@ class ModelError(Exception):
 class Page:
     __slots__ = ("pfn", "device", "refcount", "mapcount", "locked_by", "lock_site", "lru",
                  "batch_cpu", "isolated", "dirty", "mapping", "swap_slot", "free", "gen",
-                 "data", "refs", "free_site", "ident", "tails", "head")
+                 "data", "refs", "free_site", "ident", "tails", "head", "trail")
 
     def __init__(self, pfn: int, device: str | None):
         self.pfn = pfn
@@ -66,6 +71,10 @@ class Page:
         # folio and lists its tail pages; a tail points at its head. Split pages have none.
         self.tails: tuple = ()
         self.head: Page | None = None
+        # the decisions actors took about this page, oldest first: (step, actor, branch
+        # label), the last TRAIL_MAX of them (Kernel.branch). A leak names the path its
+        # holder took after taking the reference or lock (trail.py)
+        self.trail: list[tuple[int, str, str]] = []
 
     def __repr__(self) -> str:
         return f"<page {self.pfn}{' dp' if self.device else ''} ref={self.refcount}>"
@@ -223,8 +232,16 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
             self._seen.add(f.signature)
             self.findings.append(f)
 
-    def branch(self, label: str) -> None:
+    def branch(self, label: str, page: Page | None = None) -> None:
+        """A decision taken: ``label`` is coverage; given the page the decision was about
+        (a failed trylock, a failed isolation, a restore instead of a move), it also goes
+        to that page's trail, so a leak or a bad put can name the path that left it."""
         self.branches[label] = None
+        if page is not None:
+            trail = page.trail
+            trail.append((self.step, self.who, label))
+            if len(trail) > TRAIL_MAX:
+                del trail[0]
 
     def bug(self, kind: str, title: str, sites: tuple, **detail) -> None:
         """A fatal assertion (VM_BUG_ON, or an ASSERTION whose breach leaves state nothing

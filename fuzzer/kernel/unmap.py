@@ -27,7 +27,7 @@ def check_page(k: Kernel, page: Page, fault_page: Page | None) -> bool:
         extra += 1
     ok = page.refcount - extra <= page.mapcount
     if not ok:
-        k.branch("check_page:fail")
+        k.branch("check_page:fail", page)
     return ok
 
 
@@ -42,7 +42,7 @@ def _isolate(k: Kernel, m: MigrateVma, i: int, page: Page, allow_drain: bool,
         allow_drain = False
     if i not in m.fail_isolate and k.isolate_lru_page(page, phase + ":isolate"):
         return True, allow_drain
-    k.branch(phase + ":isolate_fail")
+    k.branch(phase + ":isolate_fail", page)
     return False, allow_drain
 
 
@@ -66,7 +66,7 @@ def prepare(k: Kernel, m: MigrateVma):
                 # prepare runs without the PTL, so the blocking variant sleeps right here
                 yield from k.lock_page(page, "prepare:lock_page")
             elif not k.trylock(page, "prepare:trylock"):
-                k.branch("prepare:trylock_fail")
+                k.branch("prepare:trylock_fail", page)
                 m.src[i], m.src_page[i] = 0, None
                 m.cpages -= 1
                 k.put(page, "migrate", "prepare:trylock_fail")
@@ -88,6 +88,7 @@ def prepare(k: Kernel, m: MigrateVma):
                 continue
             k.put(page, "migrate", "prepare:put_collect_ref")
         if not check_page(k, page, m.fault_page):
+            k.branch("prepare:check_fail", page)
             if remap:
                 m.src[i] &= ~MIGRATE
                 m.cpages -= 1
@@ -120,6 +121,7 @@ def _restore_loop(k: Kernel, m: MigrateVma, restore: int, site: str, putback: bo
         if page is None or m.src[i] & MIGRATE:
             continue
         only = [(m.mm, m.start + i)] if one_address else None
+        k.branch(site, page)
         yield from remove_migration_ptes(k, page, page, site, only)
         m.src[i], m.src_page[i] = 0, None
         if not (m.fault_locked and page is m.fault_page):
@@ -142,7 +144,7 @@ def unmap_prepatch(k: Kernel, m: MigrateVma):
         if page.mapcount:
             yield from try_to_migrate(k, page, "unmap:try_to_migrate")
             if page.mapcount:
-                k.branch("unmap:still_mapped")
+                k.branch("unmap:still_mapped", page)
                 m.src[i] &= ~MIGRATE
                 m.cpages -= 1
                 restore += 1
@@ -177,6 +179,7 @@ def unmap(k: Kernel, m: MigrateVma):
         if page.mapcount:
             yield from try_to_migrate(k, page, "unmap:try_to_migrate")
         if page.mapcount or not check_page(k, page, m.fault_page):
+            k.branch("unmap:check_fail", page)
             if not page.device:
                 k.get(page, "migrate", "unmap:check_fail")
                 k.putback_lru_page(page, "unmap:check_fail")

@@ -25,7 +25,7 @@ def zap(k: Kernel, mm: MM, start: int, end: int):
             head = mm.pmds.pop(vpn)[1]
             k.map_dec(head, "zap:pte")
             gathered.append(head)
-            k.branch("zap:huge_pmd")
+            k.branch("zap:huge_pmd", head)
             for off in range(HPAGE_NR):
                 hkey = k.mem_key(mm, vpn + off)
                 k.expect_zapped(hkey)
