@@ -6,7 +6,7 @@ from __future__ import annotations
 from .kernel.state import DEVICE, MIGRATION, NONE, PRESENT, SWAP, Kernel
 from .kernel.fault import report_lost_write
 from .kernel.gup import report_pin_lost_write
-from .kernel.trail import holder_path, leak_suffix, taker
+from .kernel.trail import leak_suffix, lock_taker, ref_taker
 
 # references that a page may legitimately still hold once every actor has finished
 _RESIDENT = ("map", "swapcache", "pagecache", "pgmap")
@@ -54,7 +54,7 @@ def deadlock(k: Kernel, blocked: list) -> None:
     text, extra = "", ()
     if w.obj[0] == "page":
         page = k.pages[w.obj[1]]
-        text, extra = leak_suffix(*holder_path(k, page, "lock", page.lock_site))
+        text, extra = leak_suffix(k, page, lock_taker(k, page))
     k.report("DEADLOCK",
              f"DEADLOCK: {a.name} waits at {w.site} for a {w.what} taken at {held} by "
              f"{', '.join(holders) or 'nobody'}, which finished without releasing it"
@@ -79,7 +79,7 @@ def hang(k: Kernel, blocked: list, max_steps: int) -> None:
     locked = [p for p in k.pages.values() if not p.free and p.locked_by is not None]
     leaked = [p for p in locked if p.locked_by not in live]
     for page in leaked:
-        lock_leak(k, page, consequence="HANG: " + running)
+        k.lock_leak(page, consequence="HANG: " + running)
     if leaked or _leaked_references(k, live, "HANG: " + running):
         return
     held = sorted({p.lock_site for p in locked})
@@ -91,20 +91,28 @@ def hang(k: Kernel, blocked: list, max_steps: int) -> None:
                  + ", ".join(sites), tuple(sites))
 
 
-def lock_leak(k: Kernel, page, **detail) -> None:
-    """A page lock nobody will release, named by where it was taken and the path its
-    holder took afterwards (trail.py)."""
-    text, extra = leak_suffix(*holder_path(k, page, "lock", page.lock_site))
-    k.report("LOCK_LEAK", f"LOCK_LEAK: page locked at {page.lock_site} by "
-             f"{page.locked_by} was never unlocked" + text, (page.lock_site,) + extra,
-             pfn=page.pfn, **detail)
+def _off_lru(k: Kernel, page) -> None:
+    """A system page in use (mapped, or in the swap or page cache) that is on no LRU list
+    once every batch is drained, and not isolated by anyone: reclaim and compaction can
+    never see it again, and every later migration of it fails to isolate it (-EBUSY).
+    Every path that gives a page its first mapping adds it (lru_cache_add with the
+    fault, the swap-in, the copy on write, a migration's new page); the finding is named
+    by the page's first reference (where it was allocated) and the place that mapped it
+    last."""
+    born = next((row[2] for row in k.audit if row[3] == page.pfn and row[4][0] == "+"),
+                "?")
+    mapped = (page.refs.get("map") or ["?"])[-1]
+    k.report("LRU_LEAK", f"LRU_LEAK: page allocated at {born} and mapped at {mapped} is on "
+             f"no LRU list (never added, or taken off and not put back)",
+             ("off-lru", born), pfn=page.pfn, audit=page_audit(k, page.pfn))
 
 
-def reference_leak(k: Kernel, page, owner: str, site: str, **detail) -> None:
-    """A reference nobody will drop, named like a lock leak."""
+def reference_leak(k: Kernel, page, owner: str, i: int = -1, **detail) -> None:
+    """The page's ``i``-th (by default latest) ``owner`` reference that nobody will drop,
+    named like a lock leak."""
+    site, who, step = ref_taker(page, owner, i)
     # a pin is the program's to drop (its unpin command), not a kernel path's
-    text, extra = (("", ()) if owner == "pin" else
-                   leak_suffix(*holder_path(k, page, "+" + owner, site)))
+    text, extra = ("", ()) if owner == "pin" else leak_suffix(k, page, (who, step))
     k.report("REFCOUNT_LEAK", f"REFCOUNT_LEAK: {owner} reference taken at {site} was "
              f"never dropped" + text, (owner, site) + extra, pfn=page.pfn,
              audit=page_audit(k, page.pfn), **detail)
@@ -115,18 +123,19 @@ def _leaked_references(k: Kernel, live: set, consequence: str) -> bool:
     on a failure path). What the live actors spin on is then their consequence (a device
     pool that never refills, a migration that keeps failing its refcount check), so the
     leak is reported under the signature the end-state check would give it, not as a
-    HANG. Measured: a put skipped on migrate_device_range's trylock failure hung with 15
-    HANG buckets by the pages still locked; it is one leak."""
+    HANG. (An LRU batch's reference belongs to the CPU, not to the actor that queued
+    the page; an isolation's is reported by the end state's LRU_LEAK.)"""
     found = False
     for page in k.pages.values():
         if page.free:
             continue
-        for owner, sites in page.refs.items():
-            if not sites or owner in _RESIDENT or owner in ("isolate", "batch"):
+        for owner, takers in page.takers.items():
+            if owner in _RESIDENT or owner in ("isolate", "batch"):
                 continue
-            took = taker(k, page, "+" + owner, sites[-1])
-            if took is not None and took[1] not in live and took[1] != "init":
-                reference_leak(k, page, owner, sites[-1], consequence=consequence)
+            gone = [i for i, (who, _) in enumerate(takers) if who not in live
+                    and who != "init"]
+            if gone:
+                reference_leak(k, page, owner, gone[-1], consequence=consequence)
                 found = True
     return found
 
@@ -192,16 +201,20 @@ def end_state(k: Kernel) -> None:
         if page.mapcount != mapped.get(page.pfn, 0):
             _bad_mapcount(k, page, mapped.get(page.pfn, 0))
         if page.locked_by is not None:
-            lock_leak(k, page)
+            k.lock_leak(page)
+        if not (page.lru or page.isolated or page.device or page.head is not None) and (
+                page.mapcount or page.mapping is not None):
+            _off_lru(k, page)
         if page.isolated:
             site = (page.refs.get("isolate") or ["?"])[-1]
-            text, extra = leak_suffix(*holder_path(k, page, "+isolate", site))
+            took = ref_taker(page, "isolate")
+            text, extra = leak_suffix(k, page, took and took[1:])
             k.report("LRU_LEAK", f"LRU_LEAK: page isolated at {site} was never put back"
                      + text, (site,) + extra, pfn=page.pfn)
         for owner, sites in page.refs.items():
             if not sites or owner in _RESIDENT or (owner == "isolate" and page.isolated):
                 continue
-            reference_leak(k, page, owner, sites[-1])
+            reference_leak(k, page, owner)
         maps = len(page.refs.get("map", ()))
         if maps > page.mapcount:
             site = page.refs["map"][-1]
@@ -216,7 +229,7 @@ def end_state(k: Kernel) -> None:
                          address=[mm.name, vpn])
         for vpn, pte in mm.ptes.items():
             if pte[0] == MIGRATION:
-                site = mm.mig_sites.get(vpn, "?")
+                site = mm.pte_sites.get(vpn, "?")
                 k.report("STALE_MIGRATION_ENTRY", f"STALE_MIGRATION_ENTRY: migration entry "
                          f"installed at {site} was left behind", (site,),
                          address=[mm.name, vpn], pfn=pte[1].pfn)

@@ -445,7 +445,9 @@ def _lay_out_thp(k: Kernel, mm: MM, ent: dict, j: int, ptes: bool = False) -> No
 
 
 def _program(k: Kernel, actor: Actor, cmds: list[dict], built: Built, default_dev: str):
+    starts = k.command_starts.setdefault(actor.name, [])
     for q, cmd in enumerate(cmds):
+        starts.append(k.step)
         op = cmd["op"]
         mm = k.mms.get(cmd.get("mm", ""))
         start = cmd.get("start", 0)

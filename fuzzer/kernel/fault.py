@@ -38,11 +38,20 @@ def report_lost_write(k: Kernel, key: tuple, value: int, exp: frozenset, site: s
     else:
         origin = k.origin.get(key, "initial")
         title = (f"LOST_WRITE: read at {site} returned data older than the last write "
-                 f"(page filled by {origin})")
+                 f"(page filled by {origin}{_mapped_by(k, key)})")
         sites = ("read-after:" + origin,)
     pfn = k.written_pfn.get(key)
     k.report("LOST_WRITE", title, sites, address=list(key), read=value,
              expected=sorted(exp), **({"pfn": pfn} if pfn is not None else {}))
+
+
+def _mapped_by(k: Kernel, key: tuple) -> str:
+    """Where the pte a stale value was read through was written (title text): the
+    mapping that should not be there is the culprit more often than the page's origin
+    (a remap from a stale pte read, a restore after a zap)."""
+    mm = k.mms.get(key[0])
+    site = mm.pte_sites.get(key[1]) if mm is not None and len(key) == 2 else None
+    return f", mapped at {site}" if site else ""
 
 
 def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):

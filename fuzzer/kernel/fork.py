@@ -37,7 +37,7 @@ def fork(k: Kernel, parent: MM, child_name: str):
                 k.set_pte(child, vpn, wp)
         elif kind == MIGRATION:
             ro = (MIGRATION, pte[1], False, False)
-            k.set_pte(parent, vpn, ro, parent.mig_sites.get(vpn, "fork"))
+            k.set_pte(parent, vpn, ro, parent.pte_sites.get(vpn, "fork"))
             k.set_pte(child, vpn, ro, "fork:copy_migration_entry")
         elif kind == SWAP:
             k.swap[pte[1]][1] += 1

@@ -67,7 +67,7 @@ def _migrate_mapping_stale(k: Kernel, page: Page, new: Page) -> None:
     k.get(new, "swap_xarray", "pages:migrate_mapping_stale")
     # folio_ref_unfreeze(folio, expected_count - nr): one reference gone without a put
     owner = max((o for o in page.refs if page.refs[o]), key=lambda o: len(page.refs[o]))
-    page.refs[owner].pop()
+    k.forget_ref(page, owner)
     page.refcount -= 1
     k._audit("pages:migrate_mapping_stale", page, "-" + owner + "(unfreeze)")
 

@@ -10,6 +10,7 @@ USE_AFTER_FREE finding (KASAN's view).
 from __future__ import annotations
 
 from .state import HPAGE_NR, Device, Page
+from .trail import current_path
 
 
 class PageAlloc:
@@ -52,6 +53,7 @@ class PageAlloc:
             if self.dp_base:
                 p.refcount = 1
                 p.refs["pgmap"] = ["pgmap:idle"]
+                p.takers["pgmap"] = [("init", 0)]
             dev.pages.append(p)
             dev.free_list.append(p)
         self.next_pfn += 0x100
@@ -76,7 +78,20 @@ class PageAlloc:
     def _take(self, page: Page, owner: str, site: str) -> None:
         page.refcount += 1
         page.refs.setdefault(owner, []).append(site)
+        page.takers.setdefault(owner, []).append((self.who, self.step))
         self._audit(site, page, "+" + owner)
+
+    def forget_ref(self, page: Page, owner: str) -> None:
+        """Remove one ``owner`` reference from the page's books (not its refcount): the
+        running actor's own if it holds one, else the latest taken."""
+        stack, takers = page.refs[owner], page.takers[owner]
+        who = self.who
+        for i in range(len(takers) - 1, -1, -1):
+            if takers[i][0] == who:
+                break
+        else:
+            i = len(takers) - 1
+        del stack[i], takers[i]
 
     def get(self, page: Page, owner: str, site: str) -> None:
         if page.free:
@@ -93,18 +108,18 @@ class PageAlloc:
         if page.free:
             self.use_after_free(page, site, "put_page")
             return
-        stack = page.refs.get(owner)
-        if stack:
-            stack.pop()
+        if page.refs.get(owner):
+            self.forget_ref(page, owner)
         else:
             self.report("REFCOUNT_UNDERFLOW",
                         f"REFCOUNT_UNDERFLOW: {site} dropped a {owner} reference that "
-                        f"nobody holds", (site, owner), pfn=page.pfn)
+                        f"nobody holds" + current_path(self, page), (site, owner),
+                        pfn=page.pfn)
             # keep the count coherent: take the reference from the largest holder
             others = [k for k in page.refs if page.refs[k]]
             if not others:
                 return
-            page.refs[max(others, key=lambda k: len(page.refs[k]))].pop()
+            self.forget_ref(page, max(others, key=lambda k: len(page.refs[k])))
         page.refcount -= 1
         if owner == "isolate":
             page.isolated = False
@@ -118,10 +133,7 @@ class PageAlloc:
                         f"REFCOUNT_UNDERFLOW: page freed by {site} while still mapped",
                         (site, "freed-while-mapped"), pfn=page.pfn)
         if page.locked_by is not None:
-            self.report("LOCK_LEAK",
-                        f"LOCK_LEAK: page freed by {site} while locked (locked at "
-                        f"{page.lock_site})", (page.lock_site, "freed-while-locked"),
-                        pfn=page.pfn)
+            self.lock_leak(page, freed_by=site)
         page.free = True
         page.free_site = site
         page.lru = False

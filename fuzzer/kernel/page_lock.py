@@ -7,6 +7,7 @@ lockdep-style graph.
 from __future__ import annotations
 
 from .state import Page, Wait
+from .trail import current_path, leak_suffix, lock_taker
 
 
 class PageLock:
@@ -51,7 +52,8 @@ class PageLock:
                 mm, vpn, msite = ent
                 self.bug("VM_BUG_ON", f"VM_BUG_ON: page unlocked at {site} with a migration "
                          f"entry (installed at {msite}) still pointing at it (BUG_ON("
-                         f"!PageLocked) in pfn_swap_entry_to_page)",
+                         f"!PageLocked) in pfn_swap_entry_to_page)"
+                         + current_path(self, page),
                          ("migration-entry-unlocked", site), pfn=page.pfn,
                          address=[mm.name, vpn])
         if page.locked_by is None:
@@ -64,6 +66,16 @@ class PageLock:
         if cur is not None and cur.name == holder and page in cur.held:
             cur.held.remove(page)
         self._audit(site, page, "unlock")
+
+    def lock_leak(self, page: Page, freed_by: str | None = None, **detail) -> None:
+        """A page lock nobody will release: at the end, in a hang, or when the page is
+        freed still locked (one bug, one signature). Named by where it was taken and the
+        path its holder took afterwards (trail.py)."""
+        text, extra = leak_suffix(self, page, lock_taker(self, page))
+        how = f"was freed by {freed_by} while locked" if freed_by else "was never unlocked"
+        self.report("LOCK_LEAK", f"LOCK_LEAK: page locked at {page.lock_site} by "
+                    f"{page.locked_by} {how}" + text, (page.lock_site,) + extra,
+                    pfn=page.pfn, **detail)
 
     def assert_locked(self, page: Page, where: str, site: str) -> None:
         """VM_BUG_ON_PAGE(!PageLocked(page)) at ``where`` (called from ``site``)."""

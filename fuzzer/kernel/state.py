@@ -46,7 +46,8 @@ class ModelError(Exception):
 class Page:
     __slots__ = ("pfn", "device", "refcount", "mapcount", "locked_by", "lock_site", "lru",
                  "batch_cpu", "isolated", "dirty", "mapping", "swap_slot", "free", "gen",
-                 "data", "refs", "free_site", "ident", "tails", "head", "trail")
+                 "data", "refs", "takers", "free_site", "ident", "tails", "head",
+                 "trail")
 
     def __init__(self, pfn: int, device: str | None):
         self.pfn = pfn
@@ -65,6 +66,10 @@ class Page:
         self.gen = 0                    # allocation generation: stale users are detected
         self.data = 0
         self.refs: dict[str, list[str]] = {}   # owner kind -> sites that took those refs
+        # the same references' takers, index for index: (actor, step). A put drops the
+        # putter's own reference of that kind if it has one (PageAlloc.put), so a leak is
+        # charged to the actor that never dropped its own, not to the last taker
+        self.takers: dict[str, list[tuple[str, int]]] = {}
         self.free_site = ""
         self.ident = ""                 # a name stable across executions (lock-order graph)
         # a THP (compound page): the head holds refcount, lock and mapcount for the whole
@@ -104,7 +109,7 @@ class Vma:
 
 class MM:
     __slots__ = ("name", "vmas", "ptes", "ptl", "ptl_site", "mmap_readers", "mmap_writer",
-                 "mig_sites", "pmds")
+                 "pte_sites", "pmds")
 
     def __init__(self, name: str):
         self.name = name
@@ -114,7 +119,9 @@ class MM:
         self.ptl_site = ""
         self.mmap_readers: list[str] = []
         self.mmap_writer: str | None = None
-        self.mig_sites: dict[int, str] = {}   # vpn -> site that installed a migration entry
+        # vpn -> the site that wrote its pte last (a migration entry's installer; the
+        # fault, restore or move that mapped a page: a stale read names it)
+        self.pte_sites: dict[int, str] = {}
         # huge pmds: first vpn (HPAGE_NR-aligned) -> (PRESENT, head page, write, dirty); the
         # HPAGE_NR vpns from there are mapped by this one entry and have no ptes
         self.pmds: dict[int, tuple] = {}
@@ -213,6 +220,8 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
         self.flush_late_pfn: dict[int, str] = {}   # the same, by the page it mapped
         self.moved: dict[int, tuple] = {}        # old pfn -> (new page, site) of each move
         self.pin_info: dict[tuple, list] = {}    # (actor, pfn) -> [(mm, vpn, write)] per pin
+        self.command_starts: dict[str, list[int]] = {}   # actor -> step each command began
+        #                          at (a holder's path ends with the command it took in)
 
     # ---- findings and coverage -------------------------------------------------------
     def report(self, kind: str, title: str, sites: tuple, **detail) -> None:
@@ -263,12 +272,11 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
             self._pte_rules(mm, vpn, mm.ptes.get(vpn, PTE_NONE), pte, site)
         if pte[0] == NONE:
             mm.ptes.pop(vpn, None)
+            mm.pte_sites.pop(vpn, None)
         else:
             mm.ptes[vpn] = pte
-        if pte[0] == MIGRATION:
-            mm.mig_sites[vpn] = site
-        else:
-            mm.mig_sites.pop(vpn, None)
+            mm.pte_sites[vpn] = site or (self.step_site() if self.cur is not None
+                                         else "")
 
     def _pte_rules(self, mm: MM, vpn: int, old: tuple, pte: tuple, site: str) -> None:
         who = self.who
@@ -347,9 +355,9 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
     def migration_entry_of(self, page: Page) -> tuple | None:
         """(mm, vpn, site that installed it) of a migration entry pointing at ``page``."""
         for mm in self.mms.values():
-            for vpn, site in mm.mig_sites.items():
-                if mm.ptes.get(vpn, PTE_NONE)[1] is page:
-                    return mm, vpn, site
+            for vpn, pte in mm.ptes.items():
+                if pte[1] is page and pte[0] == MIGRATION:
+                    return mm, vpn, mm.pte_sites.get(vpn, "?")
         return None
 
     # ---- what a user should read back ------------------------------------------------

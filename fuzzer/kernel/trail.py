@@ -14,28 +14,45 @@ after a failed trylock were one bucket before).
 """
 from __future__ import annotations
 
-from .state import Kernel, Page
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:       # trail is used by the mixins state.py composes Kernel from
+    from .state import Kernel, Page
 
 # labels a title shows: the last three are the failure path and what led to it
 _SHOWN = 3
 
 
-def taker(k: Kernel, page: Page, op: str, site: str) -> tuple[int, str] | None:
-    """(step, actor) of the last audit row for ``page`` with operation ``op`` ("+migrate",
-    "lock", ...) at ``site``: who took the reference or lock still held."""
-    pfn = page.pfn
+def lock_taker(k: Kernel, page: Page) -> tuple[str, int] | None:
+    """(actor, step) that took the page lock still held, from the audit log."""
+    pfn, who, site = page.pfn, page.locked_by, page.lock_site
     for row in reversed(k.audit):
-        if row[3] == pfn and row[4] == op and row[2] == site:
-            return row[0], row[1]
+        if row[3] == pfn and row[4] == "lock" and row[1] == who and row[2] == site:
+            return who, row[0]
     return None
 
 
-def path(page: Page, who: str, since: int) -> list[str]:
-    """The decisions ``who`` took about ``page`` from step ``since`` on, oldest first, a
-    label repeated back to back (a retry loop) kept once."""
+def ref_taker(page: Page, owner: str, i: int = -1) -> tuple[str, str, int] | None:
+    """(site, actor, step) of the page's ``i``-th ``owner`` reference still held (by
+    default the latest, the one a leak report names; Page.takers keeps them index for
+    index with Page.refs)."""
+    sites = page.refs.get(owner)
+    if not sites:
+        return None
+    who, step = page.takers[owner][i]
+    return sites[i], who, step
+
+
+def path(k: Kernel, page: Page, who: str, since: int) -> list[str]:
+    """The decisions ``who`` took about ``page`` from step ``since`` until the end of the
+    command it was running then (a program's next command is other work: a reclaim after
+    a migration is not the migration's failure path), oldest first, a label repeated
+    back to back (a retry loop) kept once."""
+    until = next((s for s in k.command_starts.get(who, ()) if s > since), None)
     out: list[str] = []
     for step, actor, label in page.trail:
-        if actor == who and step >= since and (not out or out[-1] != label):
+        if (actor == who and step >= since and (until is None or step < until)
+                and (not out or out[-1] != label)):
             out.append(label)
     return out
 
@@ -45,27 +62,25 @@ def describe(labels: list[str]) -> str:
     return " > ".join(labels[-_SHOWN:])
 
 
-def holder_path(k: Kernel, page: Page, op: str, site: str) -> tuple[str, list[str]]:
-    """(actor, path) of whoever holds what ``op`` at ``site`` took on ``page``: the
-    decisions it took about the page after taking it ("?" and [] if the audit log has no
-    such row, e.g. state the scenario set up before the first step)."""
-    found = taker(k, page, op, site)
-    if found is None:
-        return "?", []
-    step, who = found
-    return who, path(page, who, step)
-
-
-def recent_path(k: Kernel, page: Page) -> list[str]:
-    """The running actor's decisions about ``page`` so far (for a check that fires while
-    it works on the page: a bad put, a bad unlock)."""
-    return path(page, k.who, 0)
-
-
-def leak_suffix(holder: str, labels: list[str]) -> tuple[str, tuple[str, ...]]:
-    """The title text and extra signature site of a leak whose holder took ``labels``
-    after taking it: nothing when it took no decision about the page since."""
+def leak_suffix(k: Kernel, page: Page, holder: tuple | None) -> tuple[str, tuple[str, ...]]:
+    """The title text and extra signature site of a leak of what ``holder`` (actor,
+    step) took on ``page``: the decisions it took about the page since; nothing when it
+    took none (or is unknown)."""
+    if holder is None:
+        return "", ()
+    holder, since = holder
+    labels = path(k, page, holder, since)
     if not labels:
         return "", ()
     return (f" (its holder {holder} then took the path {describe(labels)})",
             ("path:" + labels[-1],))
+
+
+def current_path(k: Kernel, page: Page) -> str:
+    """The running actor's decisions about ``page`` in its current command, as title
+    text ("" if none): where a check fires while the actor works on the page (a bad
+    put, an unlock that leaves a migration entry), the path that led there."""
+    who = k.who
+    starts = k.command_starts.get(who)
+    labels = path(k, page, who, starts[-1] if starts else 0)
+    return f" (its path: {describe(labels)})" if labels else ""

@@ -36,7 +36,10 @@ def zap(k: Kernel, mm: MM, start: int, end: int):
         if kind == NONE:
             continue
         vma = mm.vma_at(vpn)
-        k.set_pte(mm, vpn, (NONE, None, False, False))
+        # a device-private entry's clear is named apart: its rmap and reference updates
+        # are zap_pte_range's device-entry branch, not the present-page one
+        k.set_pte(mm, vpn, (NONE, None, False, False),
+                  "zap:device_entry" if kind == DEVICE else "")
         if kind == PRESENT:
             page = pte[1]
             if vma.shared and pte[3]:

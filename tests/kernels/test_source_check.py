@@ -248,7 +248,7 @@ def _dynamic_sites() -> dict[str, list[str]]:
                     names |= {row[2] for row in k.audit}
                     names |= {s for p in k.pages.values() for s in (p.lock_site, p.free_site)}
                     names |= {mm.ptl_site for mm in k.mms.values()}
-                    names |= {s for mm in k.mms.values() for s in mm.mig_sites.values()}
+                    names |= {s for mm in k.mms.values() for s in mm.pte_sites.values()}
                     for s in names - {""}:
                         out.setdefault(s, []).append(f"scenario {name} on {variant} "
                                                      f"({strategy}, seed {seed})")
