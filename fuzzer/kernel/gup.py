@@ -65,12 +65,20 @@ def _seen_page(k: Kernel, mm: MM, vpn: int) -> Page | None:
 
 
 def pin_write(k: Kernel, actor, page: Page, mm: MM, vpn: int) -> None:
-    """The device's write through a FOLL_WRITE pin. Three outcomes: the address still
-    reaches the pinned page (the write is what the process must read back from now on);
-    it reaches a page the pinned one was migrated to (k.moved), so the process will never
-    see the write (LOST_WRITE, named by the move); or the process let go of the page
-    itself (MADV_DONTNEED, a copy on write after fork), where the write is rightly not
-    the process's."""
+    """The device's write through a FOLL_WRITE pin. Three outcomes while the pinned page
+    lives: the address still reaches the pinned page (the write is what the process must
+    read back from now on); it reaches a page the pinned one was migrated to (k.moved),
+    so the process will never see the write (LOST_WRITE, named by the move); or the
+    process let go of the page itself (MADV_DONTNEED, a copy on write after fork), where
+    the write is rightly not the process's.
+
+    A pinned page that was freed meanwhile (only a refcount bug frees a page its pin
+    still holds: a reclaim freeze that took the pin's reference, a put too many) and that
+    no migration explains takes the device's write as a use after free (KASAN's report on
+    the DMA'd page), never silently: the fourth outcome. A migrated one stays the lost
+    write above (the process-visible damage, named by the move). System pfns are not
+    reused within an execution (page_alloc.alloc_page), so ``page.free`` is the whole
+    test."""
     value = actor.next_value()
     page.data = value
     page.dirty = True          # unpin_user_pages_dirty_lock: set_page_dirty_lock
@@ -85,6 +93,8 @@ def pin_write(k: Kernel, actor, page: Page, mm: MM, vpn: int) -> None:
         if hop is seen:
             report_pin_lost_write(k, key, page, move_site, seen.data, value)
             return
+    if page.free:
+        k.use_after_free(page, "gup:unpin", "write through a GUP pin")
 
 
 def report_pin_lost_write(k: Kernel, key: tuple, page: Page, move_site: str | None,

@@ -1,5 +1,7 @@
 """Transparent huge pages at pmd level: splitting an anonymous THP
-(mm/huge_memory.c: split_huge_page_to_list, can_split_folio).
+(mm/huge_memory.c: split_huge_page_to_list, can_split_folio, __split_huge_page), and the
+refcount freeze both the split and reclaim's __remove_mapping rely on
+(include/linux/page_ref.h: folio_ref_freeze, page_ref_unfreeze).
 
 A THP is a head page (refcount, lock and mapcount for the whole folio) and HPAGE_NR - 1
 tail pages, mapped by one huge pmd (``MM.pmds``). The model covers what migrate_vma meets:
@@ -11,6 +13,61 @@ from __future__ import annotations
 from .state import HPAGE_NR, MM, PRESENT, Kernel, Page
 
 EBUSY = "EBUSY"
+
+
+def ref_freeze(k: Kernel, page: Page, keep: int, site: str, own: int = 0) -> int:
+    """The references a refcount freeze takes away: folio_ref_freeze() sets the count to 0
+    and the user then sets it to what it computed (page_ref_unfreeze(), or nothing: the
+    page is freed frozen), whatever references existed. The kernel's freeze is a cmpxchg
+    on the expected count, so with the right expectation nothing is lost; a check that
+    lets one more reference through (a miscounted extra_pins, expected count) freezes a
+    page that still has another holder, and that holder's reference is gone: its later
+    put_page underflows or frees a page still in use.
+
+    Here: bring ``page`` down to ``keep`` references, keeping the running actor's own
+    (up to ``own`` of them, its caller reference) and the mapping references ("map", up
+    to the mapcount), dropping the others' latest first; each one dropped is an audit row
+    "-<owner>" at ``site``, so the page's audit log shows who lost a reference where.
+    Returns how many were dropped (0 whenever the count was already ``keep``: then nothing
+    at all is touched)."""
+    excess = page.refcount - keep
+    if excess <= 0:
+        return 0
+    takers = getattr(page, "takers", None)     # (actor, step) per reference, if recorded
+    who = k.who
+    mine, maps, others = [], [], []
+    order = 0
+    for owner, sites in page.refs.items():
+        tk = takers.get(owner, ()) if takers is not None else ()
+        for i in range(len(sites)):
+            actor, step = tk[i] if i < len(tk) else ("?", order)
+            order += 1
+            ent = (step, order, owner, i)
+            if owner == "map":
+                maps.append(ent)
+            elif actor == who:
+                mine.append(ent)
+            else:
+                others.append(ent)
+    # dropped first: the other holders' references, latest taken first; then mapping
+    # references beyond the mapcount; then the running actor's beyond ``own``; only then
+    # (a count off in the other direction too) the kept ones
+    maps.sort(reverse=True)
+    mine.sort(reverse=True)
+    spare_maps = max(0, len(maps) - page.mapcount)
+    spare_mine = max(0, len(mine) - own)
+    victims = (sorted(others, reverse=True) + maps[:spare_maps] + mine[:spare_mine]
+               + maps[spare_maps:] + mine[spare_mine:])
+    gone = victims[:excess]
+    # remove by descending index per owner, so the indices of the others stay valid
+    for _, _, owner, i in sorted(gone, key=lambda e: (e[2], -e[3])):
+        del page.refs[owner][i]
+        if takers is not None and i < len(takers.get(owner, ())):
+            del takers[owner][i]
+    for _, _, owner, _ in sorted(gone, key=lambda e: e[1]):
+        page.refcount -= 1
+        k._audit(site, page, "-" + owner)
+    return len(gone)
 
 
 def _mapped_at(k: Kernel, head: Page) -> tuple[MM, int] | None:
@@ -32,6 +89,13 @@ def split_huge_page(k: Kernel, head: Page, site: str):
     the compound page and remaps every subpage with its own pte (remove_migration_ptes),
     leaving the head with the caller's reference plus its mapping and each tail with its
     mapping's reference, all still on the LRU, the pmd's dirty bit moved to the pages.
+
+    The refcount check below stands for both can_split_folio() and the
+    folio_ref_freeze(folio, 1 + extra_pins) after unmap_folio() (the model does not
+    unmap in between, so both see the same count: 1 + the mapping's 1). The unfreeze
+    then gives each page the count __split_huge_page computes, not the one it had
+    (ref_freeze): with that check right the two are equal and nothing changes; with it
+    weakened, a reference the check let through is lost at the split.
 
     Simplified: the whole split is one step under the page-table lock, so no other actor
     sees its transient migration entries (a CPU would wait on them for the page lock the
@@ -56,6 +120,9 @@ def split_huge_page(k: Kernel, head: Page, site: str):
         k.unlock_ptl(mm)
         return EBUSY
     k.branch(site + ":split", head)
+    # folio_ref_freeze + the unfreeze: the head ends with the caller's reference and its
+    # mapping's (the pmd's, which becomes its pte's), each tail with its pte's (below)
+    ref_freeze(k, head, head.mapcount + 1, site, own=1)
     _, _, write, dirty = mm.pmds.pop(base)
     k.flush_tlb_range(mm, base, base + HPAGE_NR, site)
     subpages = (head,) + head.tails
@@ -64,6 +131,7 @@ def split_huge_page(k: Kernel, head: Page, site: str):
         if i:
             page.head = None
             page.lru = head.lru
+            ref_freeze(k, page, 0, site)     # a tail holds nothing of its own before
             k.set_mapcount(page, 1, site)
             k.get(page, "map", site)
         if dirty:
@@ -80,7 +148,9 @@ def _split_pte_mapped(k: Kernel, head: Page, site: str):
     mapcount (the kernel counts them on the folio; the totals are the same), so
     can_split_folio()'s "total mapcount == refcount - 1" (the caller's reference) is the
     sum over the subpages. Success unmaps and remaps every pte (one step under the PTL,
-    flushed), leaving small pages that keep the references they had."""
+    flushed), leaving small pages with the counts the unfreeze and remap give them: each
+    its ptes' references, the head also the caller's (ref_freeze; with the check right,
+    the references they had)."""
     subpages = (head,) + head.tails
     maps = [(mm, vpn) for p in subpages for mm, vpn in k.rmap(p)]
     if not maps:
@@ -94,6 +164,8 @@ def _split_pte_mapped(k: Kernel, head: Page, site: str):
         k.unlock_ptl(mm)
         return EBUSY
     k.branch(site + ":split_ptes", head)
+    for i, page in enumerate(subpages):
+        ref_freeze(k, page, page.mapcount + (0 if i else 1), site, own=0 if i else 1)
     for m2, vpn in maps:
         k.flush_tlb_range(m2, vpn, vpn + 1, site)
     head.tails = ()
