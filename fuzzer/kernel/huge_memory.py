@@ -33,14 +33,14 @@ def ref_freeze(k: Kernel, page: Page, keep: int, site: str, own: int = 0) -> int
     excess = page.refcount - keep
     if excess <= 0:
         return 0
-    takers = getattr(page, "takers", None)     # (actor, step) per reference, if recorded
+    takers = page.takers           # (actor, step) per reference, index for index
     who = k.who
     mine, maps, others = [], [], []
     order = 0
     for owner, sites in page.refs.items():
-        tk = takers.get(owner, ()) if takers is not None else ()
+        tk = takers.get(owner, ())
         for i in range(len(sites)):
-            actor, step = tk[i] if i < len(tk) else ("?", order)
+            actor, step = tk[i] if i < len(tk) else ("?", -1)
             order += 1
             ent = (step, order, owner, i)
             if owner == "map":
@@ -62,7 +62,7 @@ def ref_freeze(k: Kernel, page: Page, keep: int, site: str, own: int = 0) -> int
     # remove by descending index per owner, so the indices of the others stay valid
     for _, _, owner, i in sorted(gone, key=lambda e: (e[2], -e[3])):
         del page.refs[owner][i]
-        if takers is not None and i < len(takers.get(owner, ())):
+        if i < len(takers.get(owner, ())):
             del takers[owner][i]
     for _, _, owner, _ in sorted(gone, key=lambda e: e[1]):
         page.refcount -= 1
