@@ -5,4 +5,4 @@ Pure Python; never imports the database, Ray or the CLI.
 
 # Bumped whenever a change can alter the trace of a stored input (new yield points,
 # different site names, changed semantics). Replay compares it with the input's.
-ENGINE_VERSION = "7"
+ENGINE_VERSION = "8"

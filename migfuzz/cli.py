@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="migfuzz",
         description="Find concurrency bugs in the Linux kernel's migrate_vma with an "
-                    "interleaving-controlled model of v5.15, v5.16 and v6.1.",
+                    "interleaving-controlled model of v5.15, v5.16, v6.1, the 6.1.192 and "
+                    "6.12.117 LTS releases and mainline ('migfuzz variants'), and take "
+                    "its findings to real kernels in QEMU ('migfuzz kernel').",
         epilog="Exit status: 0 ok / nothing found, 1 finding (or replay mismatch), "
                "2 usage or input error, 3 a nondeterministic execution "
                "(--check-determinism). Run 'migfuzz COMMAND --help' for each command.")

@@ -47,6 +47,7 @@ def finalize(k: Kernel, m: MigrateVma):
         if new is not page:
             k.unlock(new, "finalize:unlock_new")
             _release(k, new, "driver", lru_first, "finalize:put_new", "finalize:putback_new")
+    k.assert_released("finalize:done")
 
 
 def _release(k: Kernel, page, owner: str, lru_first: bool, put_site: str,

@@ -64,15 +64,21 @@ def remove_migration_ptes(k: Kernel, old: Page, new: Page, site: str, only=None)
 
 def _migration_entries(k: Kernel, page: Page):
     """The rmap walk of remove_migration_ptes, live: each mm (in creation order, so a
-    fork's child after its parent) is searched when the walk reaches it, not when the
-    walk starts. That order is what makes a fork racing with the walk safe: fork copies
+    fork's child after its parent, even one created during the walk) is searched when
+    the walk reaches it, not when the walk starts. That order is what makes a fork racing with the walk safe: fork copies
     the parent's entries into the child under the parent's PTL, so a migration entry it
     copies before the walk fixed the parent's is found in the child, visited later
     (anon_vma_interval_tree: a child's vma is inserted after its parent's and walked
     after it). A snapshot taken at the start missed such a copy and left a migration
     entry behind for an unlocked page (a false VM_BUG_ON on mainline's evict_pfns
     racing with fork, found at 7,695 executions)."""
-    for mm in list(k.mms.values()):
+    seen = 0
+    while seen < len(k.mms):
+        # a child mm a fork creates during the walk is visited too: in the kernel the
+        # fork's anon_vma_fork waits for the walk's anon_vma lock, so its copy either
+        # precedes the walk (and is visited) or follows it (and copies fixed ptes)
+        mm = list(k.mms.values())[seen]
+        seen += 1
         for vpn in sorted(mm.ptes):
             pte = mm.ptes.get(vpn)
             if pte is not None and pte[1] is page and pte[0] == MIGRATION:

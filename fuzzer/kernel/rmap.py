@@ -16,6 +16,12 @@ class Rmap:
         self.audit.append((self.step, self.who, site, page.pfn, op, page.refcount,
                            page.mapcount))
 
+    def page_audit(self, pfn: int) -> list[list]:
+        """The page_ref-style log of one page: step, actor, site, operation, refcount,
+        mapcount."""
+        return [[s, who, site, op, ref, mc] for s, who, site, p, op, ref, mc in self.audit
+                if p == pfn]
+
     def set_mapcount(self, page: Page, value: int, site: str) -> None:
         """Set a page's mapcount (page_add_*_rmap / page_remove_rmap); a change is a row
         of the audit log of its own, "+mapcount" or "-mapcount"."""

@@ -33,9 +33,10 @@ HPAGE_NR = 4
 # is taken at.
 MMU_GATHER_SITES = frozenset(("zap:ptl",))
 
-# Decisions kept per page (Page.trail). Why 16: the longest path one actor takes about one
-# page between a take and its release is collect, unmap, move and finalize with a retry
-# each, about 8 labels; other actors' decisions interleave, so twice that.
+# Decisions kept per page and actor (Page.trail). Why 16: the longest path one actor takes
+# about one page between a take and its release is collect, unmap, move and finalize with
+# a retry each, about 8 labels. Per actor, so an actor spinning on the page (a fault
+# retrying its migrate_to_ram 40 times) cannot push out the holder's path.
 TRAIL_MAX = 16
 
 
@@ -76,10 +77,10 @@ class Page:
         # folio and lists its tail pages; a tail points at its head. Split pages have none.
         self.tails: tuple = ()
         self.head: Page | None = None
-        # the decisions actors took about this page, oldest first: (step, actor, branch
-        # label), the last TRAIL_MAX of them (Kernel.branch). A leak names the path its
+        # the decisions each actor took about this page, oldest first: actor -> [(step,
+        # branch label)], the last TRAIL_MAX (Kernel.branch). A leak names the path its
         # holder took after taking the reference or lock (trail.py)
-        self.trail: list[tuple[int, str, str]] = []
+        self.trail: dict[str, list[tuple[int, str]]] = {}
 
     def __repr__(self) -> str:
         return f"<page {self.pfn}{' dp' if self.device else ''} ref={self.refcount}>"
@@ -247,8 +248,10 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
         to that page's trail, so a leak or a bad put can name the path that left it."""
         self.branches[label] = None
         if page is not None:
-            trail = page.trail
-            trail.append((self.step, self.who, label))
+            trail = page.trail.get(self.who)
+            if trail is None:
+                trail = page.trail[self.who] = []
+            trail.append((self.step, label))
             if len(trail) > TRAIL_MAX:
                 del trail[0]
 

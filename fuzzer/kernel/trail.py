@@ -50,9 +50,9 @@ def path(k: Kernel, page: Page, who: str, since: int) -> list[str]:
     back to back (a retry loop) kept once."""
     until = next((s for s in k.command_starts.get(who, ()) if s > since), None)
     out: list[str] = []
-    for step, actor, label in page.trail:
-        if (actor == who and step >= since and (until is None or step < until)
-                and (not out or out[-1] != label)):
+    for step, label in page.trail.get(who, ()):
+        if step >= since and (until is None or step < until) and (
+                not out or out[-1] != label):
             out.append(label)
     return out
 

@@ -63,7 +63,10 @@ def test_orphaned_lock_is_a_deadlock_with_its_holder(monkeypatch):
     assert dl, fs
     assert "mig1 waits at collect:lock_page" in dl[0].title
     assert "finished without releasing it" in dl[0].title and "mig0" in dl[0].title
-    assert dl[0].sites == ("collect:lock_page", "collect:lock_page", "orphaned")
+    # the holder's path names the culprit: the restore that forgot the unlock
+    assert dl[0].title.endswith("then took the path unmap:isolate_fail > unmap:restore)")
+    assert dl[0].sites == ("collect:lock_page", "collect:lock_page", "orphaned",
+                           "path:unmap:restore")
 
 
 def test_reference_not_dropped_is_a_refcount_leak(monkeypatch):
