@@ -5,7 +5,8 @@ from __future__ import annotations
 from .finalize import finalize
 from .migrate_vma import EINVAL, MIGRATE, VALID, WRITE, MigrateVma, setup
 from .move import pages
-from .state import DEVICE, MM, Kernel, Page
+from .state import DEVICE, MM, PRESENT, Kernel, Page
+from .trail import describe, path
 
 
 def _alloc_and_copy(k: Kernel, m: MigrateVma, to_device: str | None, fail_alloc=()):
@@ -43,6 +44,8 @@ def migrate_to_device(k: Kernel, mm: MM, start: int, end: int, device: str,
                       select_device: bool = False):
     """The dmirror MIGRATE ioctl: mmap_read_lock, migrate_vma_setup over system memory,
     allocate and copy, pages, map into the device, finalize. Returns (ret, migrated)."""
+    begun = k.step
+    idle = _idle_pages(k, mm, start, end, device, set(fail_alloc) | set(fail_isolate))
     yield ("driver:mmap_lock", ("mmap", mm.name))
     yield from k.mmap_read_lock(mm, "driver:mmap_lock")
     vma = mm.vma_at(start)
@@ -65,7 +68,50 @@ def migrate_to_device(k: Kernel, mm: MM, start: int, end: int, device: str,
     migrated = sum(1 for i in range(m.npages) if m.src[i] & MIGRATE and m.dst_page[i])
     yield from finalize(k, m)
     k.mmap_read_unlock(mm)
+    if idle and k.switched <= begun:
+        _assert_idle_migrated(k, mm, idle, begun)
     return 0, migrated
+
+
+def _idle_pages(k: Kernel, mm: MM, start: int, end: int, device: str, injected) -> dict:
+    """vpn -> page for the pages of the range an uncontended migration must move: small
+    private anonymous system pages mapped once, with no reference but their mapping's
+    (and an LRU batch's), unlocked, not isolated, with no injected failure, and a device
+    with room for all of them (hmm-tests' "migrate" expects every page to move). Empty
+    if any is not, or the device pool is short."""
+    dev = k.devices.get(device)
+    if dev is None or len(dev.free_list) < end - start:
+        return {}
+    out = {}
+    for vpn in range(start, end):
+        pte = mm.pte(vpn)
+        if pte[0] != PRESENT:
+            continue
+        page = pte[1]
+        if (vpn - start in injected or page.device or page.tails or page.head is not None
+                or page.mapping is not None or page.mapcount != 1 or page.locked_by
+                or page.isolated or page.refcount != 1 + len(page.refs.get("batch", ()))):
+            return {}
+        out[vpn] = page
+    return out
+
+
+def _assert_idle_migrated(k: Kernel, mm: MM, idle: dict, begun: int) -> None:
+    """The selftests' contract, as an invariant of every execution (issue 13 item 4): a
+    migration that ran alone from its ioctl to its return (no other actor took a step:
+    Kernel.switched) over idle pages moved every one of them. One left behind is a
+    migration that failed for no reason a user could see: an LRU drain that missed a
+    CPU, a refcount check off by one. Named by the path the page took."""
+    for vpn, page in idle.items():
+        if mm.pte(vpn)[1] is page:
+            labels = path(k, page, k.who, begun)
+            k.report("UNEXPECTED_RESULT", f"UNEXPECTED_RESULT: an idle page at {mm.name}#"
+                     f"{vpn} was not migrated by a migration that ran alone (hmm-tests: "
+                     f"every page moves)" + (f"; its path: {describe(labels)}"
+                                              if labels else ""),
+                     ("idle-not-migrated", labels[-1] if labels else "?"),
+                     pfn=page.pfn, address=[mm.name, vpn])
+            return
 
 
 def devmem_fault(k: Kernel, mm: MM, vpn: int, page: Page, gen: int,

@@ -37,8 +37,10 @@ def report_lost_write(k: Kernel, key: tuple, value: int, exp: frozenset, site: s
         sites = ("stale-tlb",)
     else:
         origin = k.origin.get(key, "initial")
+        via = k.write_via.get(key) if how == "pte" else None
         title = (f"LOST_WRITE: read at {site} returned data older than the last write "
-                 f"(page filled by {origin}{_mapped_by(k, key)})")
+                 f"(page filled by {origin}{_mapped_by(k, key)}"
+                 + (f"; the write went through a pte set at {via})" if via else ")"))
         sites = ("read-after:" + origin,)
     pfn = k.written_pfn.get(key)
     k.report("LOST_WRITE", title, sites, address=list(key), read=value,
@@ -94,6 +96,7 @@ def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):
             if write:
                 page.data = value
                 k.expect_write(key, value, "pte", page.pfn)
+                k.write_via[key] = mm.pte_sites.get(vpn, "")
             else:
                 check_read(k, key, page.data, "cpu:walk")
             return True
@@ -240,7 +243,7 @@ def do_wp_page(k: Kernel, actor, mm: MM, vpn: int):
         if (page.mapcount == 1 and not swap_shared
                 and page.refcount == 1 + (page.mapping == "swapcache")):
             k.branch("fault:wp_reuse", page)
-            k.set_pte(mm, vpn, (PRESENT, page, True, True))
+            k.set_pte(mm, vpn, (PRESENT, page, True, True), "fault:wp_reuse")
             k.unlock_ptl(mm)
             return
         k.get(page, "cow", "fault:wp_copy")

@@ -202,11 +202,13 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
         self.branches: dict[str, None] = {}      # ordered set of model branch labels
         self.expect: dict[tuple, frozenset] = {}
         self.last_write: dict[tuple, str] = {}   # key -> how the last write reached memory
+        self.write_via: dict[tuple, str] = {}    # key -> the site that set the pte it used
         self.written_pfn: dict[tuple, int | None] = {}   # key -> the page it was written to
         self.zaps_inflight: dict[tuple, int] = {}
         self.origin: dict[tuple, str] = {}       # key -> the fault path that last filled it
         self.lock_edges: list[tuple] = []        # (held ident, held site, ident, site)
         self.step = 0
+        self.switched = 0                        # the step the running actor got the CPU at
         self.cur = None                          # the running Actor (set by the scheduler)
         self.who = "init"                        # its name, for the audit log
         self.dp_base = 0 if sw.dp_idle_zero else 1
@@ -271,15 +273,19 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
         change is under: the page-table lock is held, the mapcounts it moves are checked
         when that lock is released (locks.py), and a present pte cleared while a TLB still
         holds it is flushed before then (tlb.py)."""
+        old = mm.ptes.get(vpn, PTE_NONE)
         if self.cur is not None:
-            self._pte_rules(mm, vpn, mm.ptes.get(vpn, PTE_NONE), pte, site)
+            self._pte_rules(mm, vpn, old, pte, site)
         if pte[0] == NONE:
             mm.ptes.pop(vpn, None)
             mm.pte_sites.pop(vpn, None)
         else:
             mm.ptes[vpn] = pte
-            mm.pte_sites[vpn] = site or (self.step_site() if self.cur is not None
-                                         else "")
+            # a change of bits only, with no site of its own (the MMU's dirty bit), keeps
+            # the site that installed the mapping
+            if site or old[0] != pte[0] or old[1] is not pte[1]:
+                mm.pte_sites[vpn] = site or (self.step_site() if self.cur is not None
+                                             else "")
 
     def _pte_rules(self, mm: MM, vpn: int, old: tuple, pte: tuple, site: str) -> None:
         who = self.who

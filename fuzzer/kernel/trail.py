@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:       # trail is used by the mixins state.py composes Kernel from
     from .state import Kernel, Page
 
-# labels a title shows: the last three are the failure path and what led to it
-_SHOWN = 3
+# labels a title shows: the last four are the failure path and what led to it (a drain,
+# a failed trylock or isolation, the restore that followed)
+_SHOWN = 4
 
 
 def lock_taker(k: Kernel, page: Page) -> tuple[str, int] | None:

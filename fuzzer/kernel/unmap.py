@@ -38,6 +38,7 @@ def _isolate(k: Kernel, m: MigrateVma, i: int, page: Page, allow_drain: bool,
     allow_drain)."""
     if not page.lru and allow_drain:
         # per-CPU work: waits while another CPU cannot run it (kernel/lru.py)
+        k.branch(phase + ":lru_add_drain_all", page)     # drained for this page
         yield from k.lru_add_drain_all_work(phase + ":lru_add_drain_all")
         allow_drain = False
     if i not in m.fail_isolate and k.isolate_lru_page(page, phase + ":isolate"):

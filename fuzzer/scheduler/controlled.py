@@ -149,6 +149,7 @@ def run(kernel: Kernel, actors: list[Actor], strategy: Strategy, max_steps: int)
         if a is not prev:
             kernel.cur = a
             kernel.who = a.name
+            kernel.switched = step
             prev = a
             prev_idx = a.index
         kernel.step = step
