@@ -113,7 +113,8 @@ class PageAlloc:
         else:
             self.report("REFCOUNT_UNDERFLOW",
                         f"REFCOUNT_UNDERFLOW: {site} dropped a {owner} reference that "
-                        f"nobody holds" + current_path(self, page), (site, owner),
+                        f"nobody holds" + current_path(self, page)
+                        + self._taken_away(page, owner, site), (site, owner),
                         pfn=page.pfn)
             # keep the count coherent: take the reference from the largest holder
             others = [k for k in page.refs if page.refs[k]]
@@ -126,6 +127,16 @@ class PageAlloc:
         self._audit(site, page, "-" + owner)
         if page.refcount == (self.dp_base if page.device else 0):
             self._free(page, site)
+
+    def _taken_away(self, page: Page, owner: str, site: str) -> str:
+        """Title text for an underflow: where the page last lost an ``owner`` reference
+        other than here (a put on another path, a refcount freeze that discarded it), the
+        first place to look for the put that was one too many."""
+        pfn, op = page.pfn, "-" + owner
+        for row in reversed(self.audit):
+            if row[3] == pfn and row[4].startswith(op) and row[2] != site:
+                return f"; the last {owner} reference before went at {row[2]}"
+        return ""
 
     def _free(self, page: Page, site: str) -> None:
         if page.mapcount:
