@@ -9,16 +9,11 @@ from __future__ import annotations
 from migfuzz.fuzzer.execute import execute
 from migfuzz.fuzzer.scheduler import RoundRobin
 import mutations as mu
+from test_assertions import one_mm
 
 MIG = {"op": "migrate", "mm": "A", "start": 0, "npages": 2}
 READ = {"op": "read", "mm": "A", "start": 0, "npages": 2}
 WRITE = {"op": "write", "mm": "A", "start": 0, "npages": 2}
-
-
-def one_mm(*programs, npages=2):
-    return {"name": "custom", "mms": [{"name": "A", "vmas": [{"start": 0, "npages": npages}]}],
-            "layout": [{"mm": "A", "start": 0, "npages": npages}],
-            "actors": [{"name": f"t{i}", "program": p} for i, p in enumerate(programs)]}
 
 
 def findings(sc, variant="v6.1"):
