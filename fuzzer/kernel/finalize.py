@@ -47,7 +47,7 @@ def finalize(k: Kernel, m: MigrateVma):
         if new is not page:
             k.unlock(new, "finalize:unlock_new")
             _release(k, new, "driver", lru_first, "finalize:put_new", "finalize:putback_new")
-    k.assert_released("finalize:done")
+    k.assert_released("finalize:done", m.fault_page if m.fault_locked else None)
 
 
 def _release(k: Kernel, page, owner: str, lru_first: bool, put_site: str,

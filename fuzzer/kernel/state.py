@@ -223,6 +223,7 @@ class Kernel(PageAlloc, PageLock, Locks, Tlb, Lru, Swap, Rmap):
         self.flush_late_pfn: dict[int, str] = {}   # the same, by the page it mapped
         self.moved: dict[int, tuple] = {}        # old pfn -> (new page, site) of each move
         self.pin_info: dict[tuple, list] = {}    # (actor, pfn) -> [(mm, vpn, write)] per pin
+        self._released_seen: set = set()         # leaks assert_released reported
         self.command_starts: dict[str, list[int]] = {}   # actor -> step each command began
         #                          at (a holder's path ends with the command it took in)
 
