@@ -56,6 +56,8 @@ def describe_command(cmd: dict) -> str:
             extra.append("by pfn")
     if op in ("hmm_fault", "pin") and cmd.get("write"):
         extra.append("for write")
+    if op == "free":
+        extra.append("(MADV_FREE)")
     return " ".join([op + where] + extra)
 
 

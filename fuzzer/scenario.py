@@ -6,7 +6,8 @@ A scenario is a JSON-able dict. ``validate`` checks it strictly (one clear line 
 """
 from __future__ import annotations
 
-from .kernel import compaction, driver, fault, fork, gup, hmm, migrate_device_pfn, reclaim, zap
+from .kernel import (compaction, driver, fault, fork, gup, hmm, lazyfree, migrate_device_pfn,
+                     reclaim, zap)
 from .findings import Finding
 from .scheduler.controlled import Actor
 from .kernel.state import DEVICE, HPAGE_NR, PRESENT, SWAP, ZERO, Kernel, MM, Vma
@@ -34,6 +35,8 @@ OPS = {
     "read": ({"mm", "start", "npages"}, {"repeat"}),
     "write": ({"mm", "start", "npages"}, {"value", "repeat"}),
     "zap": ({"mm", "start", "npages"}, set()),
+    # madvise(MADV_FREE): lazily freed, discarded by reclaim unless written again
+    "free": ({"mm", "start", "npages"}, set()),
     "fork": ({"mm", "child"}, set()),
     "pin": ({"mm", "start", "npages"}, {"write"}),
     "unpin": (set(), set()),
@@ -494,6 +497,8 @@ def _program(k: Kernel, actor: Actor, cmds: list[dict], built: Built, default_de
                                            cmd.get("device"))
         elif op == "zap":
             yield from zap.zap(k, mm, start, end)
+        elif op == "free":
+            yield from lazyfree.madvise_free(k, mm, start, end)
         elif op == "fork":
             yield from fork.fork(k, mm, cmd["child"])
         elif op == "pin":

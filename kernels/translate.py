@@ -47,6 +47,8 @@ REFUSED_OPS = {
              "guest (test_hmm has no pin ioctl)",
     "gup_fast": "GUP-fast of one page at a chosen step has no user-space driver in the guest",
     "reclaim": "swapping a page out needs swap, and the guest has none",
+    "free": "madvise(MADV_FREE) is not among the guest program's operations yet, and its "
+            "effect shows only when reclaim discards the page",
 }
 REFUSED_KEYS = {
     "fail_alloc": "fault injection in the driver's allocation is not available in test_hmm",

@@ -210,6 +210,11 @@ def _collect_ptes(k: Kernel, m: MigrateVma, lo: int, hi: int):
             i += 1
             continue
         yield ("collect:install_migration", (mm.name, vpn))
+        # ptep_get_and_clear / ptep_clear_flush return the pte as it is now: with the PTL
+        # held only the MMU can have changed it since it was read, setting the dirty bit
+        # of a CPU's write in between, which must not be lost (fd35ca3d12cc reads the
+        # returned pte; a stale copy lost a write after MADV_FREE to reclaim's discard)
+        pte = mm.pte(vpn)
         if kind == PRESENT and sw.try_share_anon and _anon_exclusive(page):
             # 6c287605fd56: ptep_clear_flush() for an anon-exclusive page, then
             # page_try_share_anon_rmap(), which fails for a possibly pinned page: the pte

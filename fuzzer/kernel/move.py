@@ -132,3 +132,6 @@ def pages(k: Kernel, m: MigrateVma):
             _migrate_mapping_stale(k, page, new)
         if page.dirty:
             new.dirty = True
+        # folio_migrate_mapping: an anon folio's PG_swapbacked goes to the new folio (a
+        # lazyfree one stays lazyfree, and only its dirty bit keeps reclaim off it)
+        new.lazyfree, new.lazyfree_data = page.lazyfree, page.lazyfree_data

@@ -70,6 +70,7 @@ class PageAlloc:
         p.gen += 1
         p.data = 0
         p.dirty = False
+        p.lazyfree = False
         p.trail.clear()
         self._take(p, "driver", site)
         self._set_lock(p, site)

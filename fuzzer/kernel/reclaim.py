@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .compaction import _pages_mapped_at
 from .huge_memory import ref_freeze
+from .lazyfree import discard
 from .state import MM, PRESENT, SWAP, Kernel
 
 
@@ -36,6 +37,17 @@ def reclaim(k: Kernel, mm: MM, start: int, end: int):
         if page.mapping == "shmem":
             k.unlock(page, "reclaim:unlock")
             k.putback_lru_page(page, "reclaim:putback")
+            continue
+        if page.lazyfree:
+            # MADV_FREE'd (lazyfree.py): discarded if still clean, else swap-backed again
+            # and kept this round (try_to_unmap fails, the folio is activated)
+            gone = yield from discard(k, page)
+            if not gone or page.refcount != 1:     # folio_ref_freeze(folio, 1) fails
+                k.unlock(page, "reclaim:unlock")
+                k.putback_lru_page(page, "reclaim:putback")
+                continue
+            k.unlock(page, "reclaim:unlock")
+            k.put(page, "isolate", "reclaim:free")
             continue
         if page.mapping is None:
             slot = k.swap_alloc(page.data)

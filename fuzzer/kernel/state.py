@@ -48,7 +48,7 @@ class Page:
     __slots__ = ("pfn", "device", "refcount", "mapcount", "locked_by", "lock_site", "lru",
                  "batch_cpu", "isolated", "dirty", "mapping", "swap_slot", "free", "gen",
                  "data", "refs", "takers", "free_site", "ident", "tails", "head",
-                 "trail")
+                 "trail", "lazyfree", "lazyfree_data")
 
     def __init__(self, pfn: int, device: str | None):
         self.pfn = pfn
@@ -61,6 +61,8 @@ class Page:
         self.batch_cpu: int | None = None   # waiting in a per-CPU LRU-add batch
         self.isolated = False           # off the LRU with an isolation reference
         self.dirty = False              # PG_dirty
+        self.lazyfree = False           # MADV_FREE'd: anon and not PG_swapbacked
+        self.lazyfree_data = 0          # its data then (a discard must not lose a write)
         self.mapping: str | None = None     # None (anon), "swapcache" or "shmem"
         self.swap_slot: int | None = None
         self.free = True

@@ -27,7 +27,7 @@ MAX_PAGES = 8            # per vma in a generated scenario
 MAX_ACTORS = 4
 STATES = ("present", "present", "device", "swapped", "zero", "none")
 OTHER_OPS = ("read", "write", "zap", "evict", "pin", "compact", "reclaim", "gup_fast",
-             "hmm_fault", "evict_pfns")
+             "hmm_fault", "evict_pfns", "free")
 
 
 def scenario_key(sc: dict) -> str:
