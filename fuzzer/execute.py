@@ -92,7 +92,7 @@ def execute(scenario: dict, variant, strategy, *, seed: int | None = None,
             if st.deadlocked:
                 oracles.deadlock(k, st.blocked)
             elif st.hung:
-                oracles.hang(k, st.blocked, built.max_steps)
+                oracles.hang(k, st.blocked, built.max_steps, k.step + 1)
             else:
                 oracles.end_state(k)
         except Exception as e:           # an oracle that cannot read the state it checks

@@ -65,8 +65,10 @@ def deadlock(k: Kernel, blocked: list) -> None:
              **({"pfn": w.obj[1]} if w.obj[0] == "page" else {}))
 
 
-def hang(k: Kernel, blocked: list, max_steps: int) -> None:
-    """The step bound was reached: name what blocks, not where the actors happen to be.
+def hang(k: Kernel, blocked: list, max_steps: int, steps: int | None = None) -> None:
+    """The step bound was reached, or (``steps`` below it) every live actor spins on, or
+    waits behind, something no one can change any more (a livelock, the kernel's soft
+    lockup): name what blocks, not where the actors happen to be.
 
     A page still locked by an actor that has finished is a leaked lock and the live actors
     spin on its consequences (fault retries, migration-entry waits): that is reported as
@@ -77,8 +79,9 @@ def hang(k: Kernel, blocked: list, max_steps: int) -> None:
     20,000 v6.1 executions): 12 HANG buckets by program counters, 1 by what blocks."""
     sites = sorted({(w.site if w is not None else a.pending[0]) for a, w in blocked})
     live = {a.name for a, _ in blocked}
-    running = (f"no end within {max_steps} steps; {', '.join(sorted(live))} still "
-               f"running at " + ", ".join(sites))
+    end = (f"no end within {max_steps} steps" if steps is None or steps >= max_steps
+           else f"a livelock after {steps} steps (nothing left can change what they spin on)")
+    running = f"{end}; {', '.join(sorted(live))} still running at " + ", ".join(sites)
     if any(f.kind in ("REFCOUNT_LEAK", "LRU_LEAK", "LOCK_LEAK") for f in k.findings):
         # a migration's leak seen when it ended (PageAlloc.assert_released): what the
         # live actors spin on is its consequence, one bug
@@ -94,8 +97,8 @@ def hang(k: Kernel, blocked: list, max_steps: int) -> None:
         k.report("HANG", f"HANG: pages locked at {', '.join(held)} stay locked; " + running,
                  tuple(f"locked:{h}" for h in held))
     else:
-        k.report("HANG", f"HANG: no end within {max_steps} steps; still running at "
-                 + ", ".join(sites), tuple(sites))
+        k.report("HANG", f"HANG: {end}; still running at " + ", ".join(sites),
+                 tuple(sites))
 
 
 def _off_lru(k: Kernel, page) -> None:

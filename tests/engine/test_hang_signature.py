@@ -37,3 +37,19 @@ def test_hangs_behind_a_held_lock_share_one_signature(monkeypatch):
     hangs = [b for b in c.buckets if b.kind == "HANG"]
     assert len(hangs) <= 1, [b.title for b in hangs]
     assert all(b.title.startswith("HANG: pages locked at ") for b in hangs)
+
+
+def test_a_livelock_says_so_rather_than_naming_the_step_bound():
+    # mainline's drain livelock stops when nothing left can change what the spinning CPU
+    # waits for, long before the 20,000-step bound; its title said "no end within 20000
+    # steps" all the same
+    from pathlib import Path
+    from migfuzz.corpus import input as inputs
+    from migfuzz.fuzzer.execute import replay
+    path = Path(__file__).resolve().parents[2] / "tests/regressions/mainline__drain-livelock.json"
+    inp = inputs.load(str(path))
+    r = replay(inp["scenario"], inp["variant"], inp["schedule"])
+    hang = [f for f in r.findings if f.kind == "HANG"]
+    assert hang and r.steps < 20000
+    assert f"a livelock after {r.steps} steps" in hang[0].title, hang[0].title
+    assert "no end within" not in hang[0].title
