@@ -95,12 +95,11 @@ def _collect_huge_pmd(k: Kernel, m: MigrateVma, base: int):
             return False
     yield ("collect_pmd:split", ("page", head.pfn))
     ret = yield from split_huge_page(k, head, "collect_pmd:split")
-    k.unlock(head, "collect_pmd:unlock")
-    k.put(head, "migrate", "collect_pmd:put_page")
     if ret:
         k.branch("collect_pmd:split_fail", head)
-        return False
-    return True
+    k.unlock(head, "collect_pmd:unlock")
+    k.put(head, "migrate", "collect_pmd:put_page")
+    return not ret
 
 
 def _anon_exclusive(page) -> bool:

@@ -37,7 +37,7 @@ def report_lost_write(k: Kernel, key: tuple, value: int, exp: frozenset, site: s
         sites = ("stale-tlb",)
     else:
         origin = k.origin.get(key, "initial")
-        via = k.write_via.get(key) if how == "pte" else None
+        via = k.write_via.get(key) if how in ("pte", "tlb") else None
         title = (f"LOST_WRITE: read at {site} returned data older than the last write "
                  f"(page filled by {origin}{_mapped_by(k, key)}"
                  + (f"; the write went through a pte set at {via})" if via else ")"))
@@ -77,6 +77,8 @@ def cpu_access(k: Kernel, actor, mm: MM, vpn: int, write: bool, value: int = 0):
             if write:
                 page.data = value
                 k.expect_write(key, value, "stale-tlb" if stale else "tlb", page.pfn)
+                if not stale:       # the TLB entry is the pte's: name where it was set
+                    k.write_via[key] = mm.pte_sites.get(vpn, "")
             else:
                 check_read(k, key, page.data, site, stale)
             return True

@@ -49,10 +49,12 @@ def path(k: Kernel, page: Page, who: str, since: int) -> list[str]:
     command it was running then (a program's next command is other work: a reclaim after
     a migration is not the migration's failure path), oldest first, a label repeated
     back to back (a retry loop) kept once."""
+    # a command begins inside the step its predecessor's last code runs in, so a
+    # decision at the step the next command began belongs to the one before
     until = next((s for s in k.command_starts.get(who, ()) if s > since), None)
     out: list[str] = []
     for step, label in page.trail.get(who, ()):
-        if step >= since and (until is None or step < until) and (
+        if step >= since and (until is None or step <= until) and (
                 not out or out[-1] != label):
             out.append(label)
     return out
