@@ -57,6 +57,11 @@ compaction's isolation             compaction.py         mm/compaction.c
 reclaim                            reclaim.py            mm/vmscan.c (shrink_folio_list)
 MADV_DONTNEED                      zap.py                mm/madvise.c, mm/memory.c
                                                          (zap_pte_range, zap_huge_pmd)
+MADV_FREE and lazyfree discard     lazyfree.py           mm/madvise.c
+                                                         (madvise_free_pte_range),
+                                                         mm/rmap.c (try_to_unmap_one)
+a holder's path (leak titles)      trail.py              (the model's own: page_owner /
+                                                         ref_tracker's idea, per decision)
 fork                               fork.py               kernel/fork.c (dup_mmap),
                                                          mm/memory.c (copy_page_range)
 the device driver (dmirror)        driver.py             lib/test_hmm.c
