@@ -1,6 +1,6 @@
-"""The path a page's holder took: who took a reference or lock on a page (from the audit
-log), and the decisions that actor took about the page since (Page.trail, written by
-Kernel.branch).
+"""The path a page's holder took: who took a reference (Page.takers) or the lock (the
+audit log) on a page, and the decisions that actor took about the page since (Page.trail,
+written by Kernel.branch).
 
 Why: a leak is seen where nothing drops what was taken, at the end or in a hang, and the
 site that took it is the symptom, not the culprit (issue 13, item 3). The culprit is the
