@@ -60,6 +60,8 @@ MADV_DONTNEED                      zap.py                mm/madvise.c, mm/memory
 MADV_FREE and lazyfree discard     lazyfree.py           mm/madvise.c
                                                          (madvise_free_pte_range),
                                                          mm/rmap.c (try_to_unmap_one)
+the refcount freeze                page_ref.py           include/linux/page_ref.h
+                                                         (folio_ref_freeze, unfreeze)
 a holder's path (leak titles)      trail.py              (the model's own: page_owner /
                                                          ref_tracker's idea, per decision)
 fork                               fork.py               kernel/fork.c (dup_mmap),

@@ -4,7 +4,7 @@ shrink_folio_list: isolate, lock, try_to_unmap into swap entries, free).
 from __future__ import annotations
 
 from .compaction import _pages_mapped_at
-from .huge_memory import ref_freeze
+from .page_ref import ref_freeze
 from .lazyfree import discard
 from .state import MM, PRESENT, SWAP, Kernel
 
