@@ -1,5 +1,5 @@
 """The refcount freeze (folio_ref_freeze / page_ref_unfreeze) at a THP split and at
-reclaim's __remove_mapping (kernel/huge_memory.py ref_freeze, kernel/reclaim.py).
+reclaim's __remove_mapping (kernel/page_ref.py ref_freeze, used by huge_memory.py and reclaim.py).
 
 The kernel's freeze sets the count to 0 and the user sets what it computed (or frees the
 page frozen), whatever references there were: with a check that lets one reference too
